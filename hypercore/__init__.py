@@ -1,0 +1,68 @@
+"""hypercore: composable hypernetworks for PyTorch.
+
+A hypernetwork generates the weights of a target network. hypercore builds one
+from four swappable parts (``condition -> conditioner -> body -> head ->
+target``), following the taxonomy of Chauhan et al. (2023):
+
+* :mod:`hypercore.target`: wrap any ``nn.Module`` and choose the generated
+  parameters; apply shared or per-sample weights (batched).
+* :mod:`hypercore.inputs`: task-, data- and noise-conditioned inputs.
+* :mod:`hypercore.bodies`: the hypernetwork's own architecture.
+* :mod:`hypercore.heads`: output strategies (once, multiple, component-wise,
+  chunk-wise).
+* :mod:`hypercore.init`: hyperfan-in/-out and bias-HyperInit.
+* :mod:`hypercore.data`, :mod:`hypercore.train`, :mod:`hypercore.checkpoint`,
+  :mod:`hypercore.book`: data, training loop, safe checkpoints, notebook support.
+"""
+
+__version__ = "0.1.0"
+
+from hypercore import errors
+from hypercore.bodies import Body, MLPBody
+from hypercore.checkpoint import load, read_config, save
+from hypercore.errors import (
+    DtypeDeviceError,
+    HypercoreError,
+    ShapeError,
+    UnknownTaskError,
+    WeightsMismatchError,
+)
+from hypercore.heads import ChunkWiseHead, ComponentWiseHead, Head, MultiHead, OnceHead
+from hypercore.hypernetwork import HEADS, HyperNetwork
+from hypercore.init import INIT_METHODS
+from hypercore.inputs import Conditioner, DataEncoder, NoiseSource, TaskEmbedding
+from hypercore.target import ParamInfo, Target, WeightSpec
+from hypercore.train import History, accuracy, fit
+
+__all__ = [
+    "HEADS",
+    "INIT_METHODS",
+    "Body",
+    "ChunkWiseHead",
+    "ComponentWiseHead",
+    "Conditioner",
+    "DataEncoder",
+    "DtypeDeviceError",
+    "Head",
+    "History",
+    "HyperNetwork",
+    "HypercoreError",
+    "MLPBody",
+    "MultiHead",
+    "NoiseSource",
+    "OnceHead",
+    "ParamInfo",
+    "ShapeError",
+    "Target",
+    "TaskEmbedding",
+    "UnknownTaskError",
+    "WeightSpec",
+    "WeightsMismatchError",
+    "__version__",
+    "accuracy",
+    "errors",
+    "fit",
+    "load",
+    "read_config",
+    "save",
+]

@@ -1,0 +1,6 @@
+"""Hypernetwork bodies (the hypernetwork's own architecture)."""
+
+from hypercore.bodies.base import Body
+from hypercore.bodies.mlp import MLPBody, make_activation
+
+__all__ = ["Body", "MLPBody", "make_activation"]

@@ -1,0 +1,202 @@
+"""A hypernetwork: condition -> conditioner -> body -> head -> weights -> target."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from hypercore.bodies.mlp import MLPBody
+from hypercore.errors import HypercoreError
+from hypercore.heads import ChunkWiseHead, ComponentWiseHead, Head, MultiHead, OnceHead
+from hypercore.init import DEFAULT_INIT, check_method
+from hypercore.inputs.base import Conditioner
+from hypercore.target import Target
+from hypercore.target.selection import Patterns
+
+#: Head names accepted by :meth:`HyperNetwork.build`.
+HEADS: dict[str, type[Head]] = {
+    "once": OnceHead,
+    "multiple": MultiHead,
+    "component": ComponentWiseHead,
+    "chunk": ChunkWiseHead,
+}
+
+#: How many example conditions the init runs through the body to measure E[h^2].
+INIT_EXAMPLES = 256
+
+
+class HyperNetwork(nn.Module):
+    r"""A network that generates (some of) the weights of a target network.
+
+    .. math:: y = f\big(x;\ \theta(c)\big), \qquad
+              \theta(c) = \mathrm{head}\big(\mathrm{body}(\mathrm{conditioner}(c))\big)
+
+    Each part is swappable: the conditioner decides what the weights depend on
+    (a task id, the input itself, noise), the body is the hypernetwork's own
+    architecture, the head is the output strategy (once, multiple heads,
+    component-wise, chunk-wise).
+
+    Args:
+        target: the :class:`~hypercore.Target` whose selected weights are generated.
+        conditioner: a :class:`~hypercore.inputs.Conditioner`.
+        body: maps ``(N, conditioner.out_features)`` to ``(N, F)``; needs an
+            ``out_features`` attribute.
+        head: a :class:`~hypercore.heads.Head` built for ``F`` and ``target.spec``.
+        init: ``"hyperfan_in"`` (default), ``"hyperfan_out"``, ``"bias_hyperinit"``
+            or ``"default"``; see :mod:`hypercore.init`.
+        gain: the target's activation gain, :math:`\sqrt 2` for ReLU targets (default).
+
+    Example:
+        >>> mlp = nn.Sequential(nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 10))
+        >>> hnet = HyperNetwork.build(mlp, TaskEmbedding(5, 8), head="chunk", chunk_size=128)
+        >>> logits = hnet(torch.randn(16, 64), 3)          # task 3, shared weights
+        >>> logits = hnet(torch.randn(16, 64), torch.randint(0, 5, (16,)))  # per sample
+    """
+
+    def __init__(
+        self,
+        target: Target,
+        conditioner: Conditioner,
+        body: nn.Module,
+        head: Head,
+        init: str = DEFAULT_INIT,
+        gain: float = math.sqrt(2.0),
+    ):
+        super().__init__()
+        if not isinstance(target, Target):
+            raise TypeError(f"target: expected a hypercore.Target, got {type(target).__name__}")
+        body_in = getattr(body, "in_features", conditioner.out_features)
+        if body_in != conditioner.out_features:
+            raise HypercoreError(
+                f"body: expects {body_in} input features but the conditioner gives "
+                f"{conditioner.out_features}"
+            )
+        if head.in_features != body.out_features:
+            raise HypercoreError(
+                f"head: expects {head.in_features} input features but the body gives "
+                f"{body.out_features}"
+            )
+        if head.spec is not target.spec and head.spec.shapes != target.spec.shapes:
+            raise HypercoreError(
+                f"head: built for {head.spec.shapes}, but the target generates {target.spec.shapes}"
+            )
+        self.target = target
+        self.conditioner = conditioner
+        self.body = body
+        self.head = head
+        self.gain = float(gain)
+        self.init_method = check_method(init)
+        self.initialize(init)
+
+    @classmethod
+    def build(
+        cls,
+        module: nn.Module | Target,
+        conditioner: Conditioner,
+        head: str = "once",
+        body_hidden: Sequence[int] = (64,),
+        *,
+        include: Patterns | None = "*",
+        init: str = DEFAULT_INIT,
+        **head_options: Any,
+    ) -> HyperNetwork:
+        """The common case in one call: an MLP body and a head chosen by name.
+
+        Args:
+            module: the target module (or an existing :class:`Target`).
+            conditioner: what the weights depend on.
+            head: ``"once"``, ``"multiple"``, ``"component"`` or ``"chunk"``.
+            body_hidden: the MLP body's hidden widths.
+            include: which parameters to generate (glob patterns on names).
+            init: see :mod:`hypercore.init`.
+            **head_options: passed to the head (e.g. ``chunk_size=256``).
+        """
+        if head not in HEADS:
+            raise HypercoreError(f"head: expected one of {list(HEADS)}, got {head!r}")
+        target = module if isinstance(module, Target) else Target(module, include)
+        body = MLPBody(conditioner.out_features, body_hidden)
+        return cls(target, conditioner, body,
+                   HEADS[head](body.out_features, target.spec, **head_options), init=init)
+
+    @torch.no_grad()
+    def initialize(self, method: str | None = None, condition: Any = None) -> None:
+        """(Re)initialise the head for ``method`` (default: the one given at construction).
+
+        Args:
+            method: see :mod:`hypercore.init`.
+            condition: example conditions to measure the body's output scale on;
+                default: ``conditioner.example_condition(256)``.
+        """
+        method = check_method(method or self.init_method)
+        self.init_method = method
+        if condition is None:
+            condition = self.conditioner.example_condition(INIT_EXAMPLES)
+        features = self.body(self._as_batch(self.conditioner(condition)))
+        self.head.initialize_(method, self.gain, self.target.template(), features)
+
+    @staticmethod
+    def _as_batch(e: torch.Tensor) -> torch.Tensor:
+        return e.unsqueeze(0) if e.dim() == 1 else e
+
+    def generate(self, condition: Any = None) -> dict[str, torch.Tensor]:
+        """Weights for ``condition``.
+
+        Returns:
+            ``{name: (*shape)}`` when the conditioner gives one embedding (e.g.
+            one task id), ``{name: (N, *shape)}`` when it gives ``N``.
+        """
+        e = self.conditioner(condition)  # (E,) or (N, E)
+        weights = self.head(self.body(self._as_batch(e)))  # {name: (N, *shape)}
+        if e.dim() == 1:
+            return {name: w[0] for name, w in weights.items()}
+        return weights
+
+    def forward(self, x: torch.Tensor, condition: Any = None, *args, **kwargs) -> torch.Tensor:
+        """``target(x)`` with the weights for ``condition``.
+
+        For a data-conditioned hypernetwork (:class:`~hypercore.inputs.DataEncoder`)
+        the condition defaults to ``x`` itself.
+        """
+        if condition is None and self.conditioner.conditions_on_data:
+            condition = x
+        return self.target(x, self.generate(condition), *args, **kwargs)
+
+    def parameter_counts(self) -> dict[str, int]:
+        """Trainable parameters of each part, and the size of one generated weight set."""
+
+        def count(m: nn.Module) -> int:
+            return sum(p.numel() for p in m.parameters() if p.requires_grad)
+
+        counts = {
+            "conditioner": count(self.conditioner),
+            "body": count(self.body),
+            "head": count(self.head),
+            "target (not generated)": count(self.target),
+        }
+        counts["total trainable"] = sum(counts.values())
+        counts["generated per weight set"] = self.target.num_generated
+        return counts
+
+    def config(self) -> dict[str, Any]:
+        """The JSON-able description that :func:`hypercore.load` rebuilds from."""
+
+        def describe(part: nn.Module, role: str) -> dict[str, Any]:
+            if not hasattr(part, "describe"):
+                raise HypercoreError(
+                    f"{role} {type(part).__name__} cannot describe itself as JSON; "
+                    f"pass {role}=... when loading instead"
+                )
+            return part.describe()
+
+        return {
+            "target": self.target.selection,
+            "conditioner": describe(self.conditioner, "conditioner"),
+            "body": describe(self.body, "body"),
+            "head": describe(self.head, "head"),
+            "init": self.init_method,
+            "gain": self.gain,
+        }

@@ -1,0 +1,8 @@
+"""Hypernetwork inputs (conditioners): task-, data- and noise-conditioned."""
+
+from hypercore.inputs.base import Conditioner
+from hypercore.inputs.data import DataEncoder
+from hypercore.inputs.noise import NoiseSource
+from hypercore.inputs.task import TaskEmbedding
+
+__all__ = ["Conditioner", "DataEncoder", "NoiseSource", "TaskEmbedding"]

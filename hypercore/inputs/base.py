@@ -1,0 +1,40 @@
+"""What a conditioner is: the input side of a hypernetwork."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from hypercore.config import Configurable
+
+
+class Conditioner(Configurable, nn.Module):
+    """Maps a hypernetwork's condition to an embedding.
+
+    A conditioner returns either one embedding ``(E,)``, which yields one weight
+    set shared by the whole batch, or ``N`` embeddings ``(N, E)``, which yield
+    ``N`` weight sets (per sample when ``N`` is the batch size).
+
+    Attributes:
+        out_features: ``E``.
+        conditions_on_data: True when the condition is the target's input
+            itself (a data-conditioned, per-sample hypernetwork); then
+            ``HyperNetwork(x)`` needs no separate condition.
+    """
+
+    out_features: int
+    conditions_on_data: bool = False
+
+    def example_condition(self, n: int) -> Any:
+        """A typical condition giving ``n`` embeddings (for data-dependent init)."""
+        raise NotImplementedError
+
+    def _anchor_like(self) -> torch.Tensor:
+        """A parameter or buffer of this module, for its dtype and device."""
+        for t in self.parameters():
+            return t
+        for t in self.buffers():
+            return t
+        raise RuntimeError(f"{type(self).__name__} holds no tensor")

@@ -1,0 +1,63 @@
+"""Task-conditioned input: one learned embedding per task (static input)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from hypercore.errors import DtypeDeviceError, ShapeError, UnknownTaskError, shape_str
+from hypercore.inputs.base import Conditioner
+
+
+class TaskEmbedding(Conditioner):
+    r"""A learned embedding :math:`e_t \in \mathbb{R}^E` for each task id :math:`t`.
+
+    The classic input of a task-conditioned hypernetwork (von Oswald et al.,
+    2020): the weights for task :math:`t` are :math:`\theta_t = h(e_t)`.
+
+    Args:
+        num_tasks: how many tasks; ids run from 0 to ``num_tasks - 1``.
+        dim: embedding size ``E``.
+        init_std: standard deviation of the initial embeddings (default 1).
+
+    Call with:
+        an ``int`` or a 0-d integer tensor -> ``(E,)`` (weights shared by the
+        batch), or a ``(B,)`` integer tensor -> ``(B, E)`` (one task per sample).
+    """
+
+    def __init__(self, num_tasks: int, dim: int, init_std: float = 1.0):
+        super().__init__()
+        if num_tasks < 1 or dim < 1:
+            raise ValueError(f"TaskEmbedding: num_tasks and dim must be >= 1, got {num_tasks}, {dim}")
+        self.num_tasks = num_tasks
+        self.out_features = dim
+        self.init_std = init_std
+        self.weight = nn.Parameter(torch.randn(num_tasks, dim) * init_std)
+
+    def config(self) -> dict:
+        return {"num_tasks": self.num_tasks, "dim": self.out_features, "init_std": self.init_std}
+
+    def _out_of_range(self, bad: int) -> UnknownTaskError:
+        return UnknownTaskError(
+            f"task id {bad} is out of range: this TaskEmbedding has num_tasks="
+            f"{self.num_tasks} (ids 0..{self.num_tasks - 1})"
+        )
+
+    def forward(self, task: int | torch.Tensor) -> torch.Tensor:
+        if isinstance(task, bool) or not isinstance(task, int | torch.Tensor):
+            raise TypeError(f"task: expected an int or an integer tensor, got {type(task).__name__}")
+        if isinstance(task, int):
+            if not 0 <= task < self.num_tasks:
+                raise self._out_of_range(task)
+            return self.weight[task]
+        if task.dtype.is_floating_point or task.dtype == torch.bool:
+            raise DtypeDeviceError(f"task: expected an integer tensor, got dtype {task.dtype}")
+        if task.dim() > 1:
+            raise ShapeError(f"task: expected shape () or (B,), got {shape_str(task.shape)}")
+        bad = (task < 0) | (task >= self.num_tasks)
+        if bool(bad.any()):
+            raise self._out_of_range(int(task[bad].reshape(-1)[0]))
+        return self.weight[task.to(self.weight.device)]
+
+    def example_condition(self, n: int) -> torch.Tensor:
+        return torch.arange(n, device=self.weight.device) % self.num_tasks

@@ -1,0 +1,215 @@
+"""The target network: an unmodified ``nn.Module`` whose chosen weights are generated."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import torch
+from torch import nn
+from torch.func import functional_call, vmap
+from torch.nn.modules.batchnorm import _BatchNorm
+
+from hypercore.errors import (
+    HypercoreError,
+    ShapeError,
+    WeightsMismatchError,
+    check_like,
+    shape_str,
+)
+from hypercore.target.per_sample import FAST_PATHS, has_fast_path
+from hypercore.target.selection import Patterns, select_parameters
+from hypercore.target.spec import WeightSpec
+
+
+class Target(nn.Module):
+    r"""Wrap any ``nn.Module`` so that some of its parameters come from outside.
+
+    The selected parameters (see :func:`~hypercore.target.selection.select_parameters`)
+    are *generated*: :meth:`forward` takes them as a dict of tensors and applies
+    the module functionally (``torch.func.functional_call``). The module's own
+    copies of them are frozen (``requires_grad=False``) and serve only as a
+    template (shape, dtype, device, and the standard initial values used by
+    bias-HyperInit). Every other parameter stays an ordinary trainable one.
+
+    Each generated tensor may be
+
+    * **shared** by the batch: shape ``shape``; or
+    * **per sample**: shape ``(B, *shape)``, where ``B = x.shape[0]``.
+
+    Per-sample weights are applied in one batched call, never a loop over
+    samples: ``nn.Linear`` through ``bmm``/``baddbmm``, ``nn.Conv2d`` through a
+    grouped convolution, and any other module through
+    ``torch.func.vmap(functional_call)``.
+
+    Buffers: the module's buffers are used as they are. With shared weights and
+    on the fast paths, batch-norm layers see the whole batch and update their
+    running statistics as usual. The ``vmap`` path runs each sample as a batch
+    of one, where training-mode batch norm is meaningless, so it raises an error
+    (call ``.eval()`` or keep batch-norm parameters ungenerated).
+
+    Args:
+        module: the target network; not modified apart from freezing the
+            selected parameters.
+        include, exclude, module_types: which parameters to generate (glob
+            patterns on names, and owning module types).
+
+    Example:
+        >>> mlp = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
+        >>> target = Target(mlp, "*.weight")   # biases stay trainable
+        >>> target.spec.names
+        ['0.weight', '2.weight']
+    """
+
+    def __init__(
+        self,
+        module: nn.Module,
+        include: Patterns | None = "*",
+        *,
+        exclude: Patterns | None = None,
+        module_types: type[nn.Module] | tuple[type[nn.Module], ...] | None = None,
+    ):
+        super().__init__()
+        if not isinstance(module, nn.Module):
+            raise TypeError(f"module: expected an nn.Module, got {type(module).__name__}")
+        self.module = module
+        types = () if module_types is None else (
+            module_types if isinstance(module_types, tuple) else (module_types,))
+        #: The selection, as JSON-able values (checkpoints store it).
+        self.selection = {
+            "include": [include] if isinstance(include, str) else list(include or ["*"]),
+            "exclude": [exclude] if isinstance(exclude, str) else list(exclude or []),
+            "module_types": [t.__name__ for t in types],
+        }
+        self.spec: WeightSpec = select_parameters(
+            module, include, exclude=exclude, module_types=module_types
+        )
+        # name -> (owner module path, local parameter name)
+        self._owner: dict[str, tuple[str, str]] = {}
+        for info in self.spec:
+            owner, _, local = info.name.rpartition(".")
+            self._owner[info.name] = (owner, local)
+            module.get_parameter(info.name).requires_grad_(False)
+
+    @property
+    def names(self) -> list[str]:
+        """Names of the generated parameters, in generation order."""
+        return self.spec.names
+
+    @property
+    def shapes(self) -> dict[str, tuple[int, ...]]:
+        """``{name: shape}`` of the generated parameters."""
+        return self.spec.shapes
+
+    @property
+    def num_generated(self) -> int:
+        """How many numbers one complete weight set holds."""
+        return self.spec.total
+
+    def template(self) -> dict[str, torch.Tensor]:
+        """The module's own values of the generated parameters (detached copies)."""
+        return {n: self.module.get_parameter(n).detach().clone() for n in self.names}
+
+    def extra_repr(self) -> str:
+        return f"generated={self.spec.names}, numel={self.spec.total}"
+
+    # -- checking ---------------------------------------------------------------
+
+    def _sort_weights(
+        self, weights: Mapping[str, torch.Tensor], batch: int | None
+    ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        """Check ``weights`` against the spec; split into shared and per-sample."""
+        if not isinstance(weights, Mapping):
+            raise TypeError(
+                f"weights: expected a dict {{name: tensor}} with keys {self.names}, "
+                f"got {type(weights).__name__}"
+            )
+        missing = [n for n in self.names if n not in weights]
+        unexpected = [n for n in weights if n not in self.spec.by_name]
+        if missing or unexpected:
+            raise WeightsMismatchError(
+                f"weights: keys do not match the target's generated parameters "
+                f"{self.names}: missing {missing}, unexpected {unexpected}"
+            )
+        shared: dict[str, torch.Tensor] = {}
+        per_sample: dict[str, torch.Tensor] = {}
+        for info in self.spec:
+            w = weights[info.name]
+            if not isinstance(w, torch.Tensor):
+                raise TypeError(
+                    f"weights[{info.name!r}]: expected a torch.Tensor, got {type(w).__name__}"
+                )
+            check_like(f"weights[{info.name!r}]", w, self.module.get_parameter(info.name))
+            if tuple(w.shape) == info.shape:
+                shared[info.name] = w
+            elif tuple(w.shape[1:]) == info.shape and w.dim() == len(info.shape) + 1:
+                if batch is None or w.shape[0] != batch:
+                    raise ShapeError(
+                        f"weights[{info.name!r}]: per-sample weights for {w.shape[0]} samples "
+                        f"but the input batch has {batch} (shape {shape_str(w.shape)})"
+                    )
+                per_sample[info.name] = w
+            else:
+                raise ShapeError(
+                    f"weights[{info.name!r}]: expected shape {shape_str(info.shape)} (shared) "
+                    f"or (B, {', '.join(map(str, info.shape))}) (per sample), "
+                    f"got {shape_str(w.shape)}"
+                )
+        return shared, per_sample
+
+    # -- application ------------------------------------------------------------
+
+    def forward(
+        self, x: torch.Tensor, weights: Mapping[str, torch.Tensor], *args, **kwargs
+    ) -> torch.Tensor:
+        """Run the module on ``x`` with the generated ``weights``.
+
+        Args:
+            x: the module's first input, ``(B, ...)``.
+            weights: ``{name: tensor}`` for every generated parameter, each of
+                shape ``shape`` (shared) or ``(B, *shape)`` (per sample).
+            *args, **kwargs: further inputs of the module (shared by the batch).
+
+        Returns:
+            Whatever the module returns.
+        """
+        batch = x.shape[0] if isinstance(x, torch.Tensor) and x.dim() > 0 else None
+        shared, per_sample = self._sort_weights(weights, batch)
+        if not per_sample:
+            return functional_call(self.module, shared, (x, *args), kwargs)
+        groups: dict[str, dict[str, torch.Tensor]] = {}
+        for name, w in per_sample.items():
+            owner, local = self._owner[name]
+            groups.setdefault(owner, {})[local] = w
+        owners = {path: self.module.get_submodule(path) for path in groups}
+        if all(has_fast_path(m) for m in owners.values()):
+            return self._fast_per_sample(x, shared, groups, owners, args, kwargs)
+        return self._vmap_per_sample(x, shared, per_sample, args, kwargs)
+
+    def _fast_per_sample(self, x, shared, groups, owners, args, kwargs):
+        # Swap in a batched forward for each layer with per-sample weights, for
+        # the duration of one functional call.
+        for path, mod in owners.items():
+            mod.forward = FAST_PATHS[type(mod)](mod, groups[path])
+        try:
+            return functional_call(self.module, shared, (x, *args), kwargs)
+        finally:
+            for mod in owners.values():
+                del mod.forward
+
+    def _vmap_per_sample(self, x, shared, per_sample, args, kwargs):
+        for name, mod in self.module.named_modules():
+            if isinstance(mod, _BatchNorm) and mod.training:
+                raise HypercoreError(
+                    f"per-sample weights for a module without a batched fast path run "
+                    f"under vmap, one sample at a time; batch norm {name!r} is in training "
+                    "mode, which needs the whole batch: call .eval() on the target, "
+                    "or generate shared weights"
+                )
+
+        def one_sample(sample_weights, xi):
+            out = functional_call(
+                self.module, {**shared, **sample_weights}, (xi.unsqueeze(0), *args), kwargs
+            )
+            return out.squeeze(0)
+
+        return vmap(one_sample)(per_sample, x)
