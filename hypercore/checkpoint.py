@@ -92,16 +92,21 @@ def load(
         if module is None:
             raise HypercoreError("load: pass the target module (module=...) or target=Target(...)")
         sel = config["target"]
-        target = Target(module, sel["include"], exclude=sel["exclude"] or None,
-                        module_types=_module_types(sel["module_types"]))
+        target = Target(
+            module,
+            sel["include"],
+            exclude=sel["exclude"] or None,
+            module_types=_module_types(sel["module_types"]),
+        )
     with torch.random.fork_rng(devices=[]):  # building runs an init; keep the caller's RNG
         conditioner = conditioner or build(config["conditioner"])
         body = body or build(config["body"], in_features=conditioner.out_features)
         head = head or build(config["head"], in_features=body.out_features, spec=target.spec)
-        hnet = HyperNetwork(target, conditioner, body, head, init=config["init"],
-                            gain=config["gain"])
+        hnet = HyperNetwork(
+            target, conditioner, body, head, init=config["init"], gain=config["gain"]
+        )
     with safe_open(str(path), framework="pt", device=str(device)) as f:
-        tensors = {k: f.get_tensor(k) for k in f.keys()}
+        tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open is not a dict)
     hnet.to(device)
     hint = "is the target module of the saved architecture?"
     try:

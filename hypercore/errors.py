@@ -49,17 +49,13 @@ def check_features(name: str, x: torch.Tensor, features: int) -> None:
     """Check that ``x`` has shape ``(B, features)``."""
     check_tensor(name, x)
     if x.dim() != 2 or x.shape[1] != features:
-        raise ShapeError(
-            f"{name}: expected shape (B, {features}), got {shape_str(x.shape)}"
-        )
+        raise ShapeError(f"{name}: expected shape (B, {features}), got {shape_str(x.shape)}")
 
 
 def check_like(name: str, value: torch.Tensor, reference: torch.Tensor) -> None:
     """Check that ``value`` has the dtype and device of ``reference``."""
     if value.dtype != reference.dtype:
-        raise DtypeDeviceError(
-            f"{name}: expected dtype {reference.dtype}, got {value.dtype}"
-        )
+        raise DtypeDeviceError(f"{name}: expected dtype {reference.dtype}, got {value.dtype}")
     if value.device != reference.device:
         raise DtypeDeviceError(
             f"{name}: expected device {reference.device}, got {value.device} "

@@ -119,8 +119,13 @@ class HyperNetwork(nn.Module):
             raise HypercoreError(f"head: expected one of {list(HEADS)}, got {head!r}")
         target = module if isinstance(module, Target) else Target(module, include)
         body = MLPBody(conditioner.out_features, body_hidden)
-        return cls(target, conditioner, body,
-                   HEADS[head](body.out_features, target.spec, **head_options), init=init)
+        return cls(
+            target,
+            conditioner,
+            body,
+            HEADS[head](body.out_features, target.spec, **head_options),
+            init=init,
+        )
 
     @torch.no_grad()
     def initialize(self, method: str | None = None, condition: Any = None) -> None:

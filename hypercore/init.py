@@ -69,9 +69,8 @@ def target_variance(info: ParamInfo, method: str, gain: float, own_std: float) -
         if method == "hyperfan_out":
             return c / info.fan_out
         return c / ((2 if info.layer_has_bias else 1) * info.fan_in)
-    if info.role == "bias":
-        if method == "hyperfan_out":
-            return max(0.0, c * (1.0 - info.fan_in / info.fan_out))
+    if info.role == "bias" and method == "hyperfan_out":
+        return max(0.0, c * (1.0 - info.fan_in / info.fan_out))
     return c / 2
 
 
@@ -98,8 +97,11 @@ def element_targets(
 
 @torch.no_grad()
 def init_rows_(
-    weight: torch.Tensor, bias: torch.Tensor | None, variance: torch.Tensor,
-    mean: torch.Tensor, feature_sq_mean: float,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+    variance: torch.Tensor,
+    mean: torch.Tensor,
+    feature_sq_mean: float,
 ) -> None:
     r"""Initialise a linear layer whose output row ``i`` is generated number ``i``.
 

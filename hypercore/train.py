@@ -85,11 +85,14 @@ def fit(
     """
     n = data[0].shape[0]
     if any(t.shape[0] != n for t in data):
-        raise ValueError(f"data: tensors must share their first dimension, got "
-                         f"{[tuple(t.shape) for t in data]}")
-    params = list(parameters) if parameters is not None else [
-        p for p in model.parameters() if p.requires_grad
-    ]
+        raise ValueError(
+            f"data: tensors must share their first dimension, got {[tuple(t.shape) for t in data]}"
+        )
+    params = (
+        list(parameters)
+        if parameters is not None
+        else [p for p in model.parameters() if p.requires_grad]
+    )
     if weight_decay > 0:
         optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
     else:

@@ -12,13 +12,18 @@ from hypercore import HyperNetwork, TaskEmbedding
 CASES = {
     "once-task": lambda: HyperNetwork.build(make_mlp(), TaskEmbedding(3, 4), body_hidden=(8,)),
     "multiple-weights-only": lambda: HyperNetwork.build(
-        make_mlp(), TaskEmbedding(2, 4), head="multiple", include="*.weight",
-        init="hyperfan_out"),
+        make_mlp(), TaskEmbedding(2, 4), head="multiple", include="*.weight", init="hyperfan_out"
+    ),
     "component-conv": lambda: HyperNetwork.build(
-        make_convnet(), TaskEmbedding(2, 4), head="component", embedding_dim=3, hidden=6),
+        make_convnet(), TaskEmbedding(2, 4), head="component", embedding_dim=3, hidden=6
+    ),
     "chunk-data": lambda: HyperNetwork.build(
-        make_mlp(), hc.DataEncoder(6, 4, hidden=(5,)), head="chunk", chunk_size=10,
-        init="bias_hyperinit"),
+        make_mlp(),
+        hc.DataEncoder(6, 4, hidden=(5,)),
+        head="chunk",
+        chunk_size=10,
+        init="bias_hyperinit",
+    ),
     "once-noise": lambda: HyperNetwork.build(make_mlp(), hc.NoiseSource(3), body_hidden=()),
 }
 
@@ -61,8 +66,13 @@ def test_config_is_readable_without_loading(tmp_path):
     path = tmp_path / "h.safetensors"
     hc.save(CASES["chunk-data"](), path)
     config = hc.read_config(path)
-    assert config["head"] == {"type": "ChunkWiseHead", "chunk_size": 10, "embedding_dim": 16,
-                              "hidden": 64, "activation": "relu"}
+    assert config["head"] == {
+        "type": "ChunkWiseHead",
+        "chunk_size": 10,
+        "embedding_dim": 16,
+        "hidden": 64,
+        "activation": "relu",
+    }
     assert config["conditioner"]["type"] == "DataEncoder"
 
 

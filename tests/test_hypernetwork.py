@@ -17,8 +17,14 @@ HEAD_OPTIONS = {
 
 
 def build(head="once", module=None, conditioner=None, **kw):
-    return HyperNetwork.build(module or make_mlp(), conditioner or TaskEmbedding(3, 5),
-                              head=head, body_hidden=(12,), **HEAD_OPTIONS[head], **kw)
+    return HyperNetwork.build(
+        module or make_mlp(),
+        conditioner or TaskEmbedding(3, 5),
+        head=head,
+        body_hidden=(12,),
+        **HEAD_OPTIONS[head],
+        **kw,
+    )
 
 
 @pytest.mark.parametrize("head", list(HEAD_OPTIONS))
@@ -73,8 +79,15 @@ def test_noise_conditioned_draws_differ_and_are_reproducible():
 
 def test_chunk_wise_hypernetwork_can_be_smaller_than_its_target():
     target_module = make_mlp((64, 64, 10))
-    hnet = HyperNetwork.build(target_module, TaskEmbedding(1, 4), head="chunk", body_hidden=(8,),
-                              chunk_size=64, embedding_dim=4, hidden=8)
+    hnet = HyperNetwork.build(
+        target_module,
+        TaskEmbedding(1, 4),
+        head="chunk",
+        body_hidden=(8,),
+        chunk_size=64,
+        embedding_dim=4,
+        hidden=8,
+    )
     counts = hnet.parameter_counts()
     assert counts["total trainable"] < counts["generated per weight set"]
     assert hnet(torch.randn(2, 64), 0).shape == (2, 10)
@@ -100,8 +113,15 @@ def test_convnet_target_with_component_head():
 @pytest.mark.parametrize("head", list(HEAD_OPTIONS))
 def test_hyperfan_in_matches_the_kaiming_variance_within_a_factor_of_two(head):
     module = make_mlp((64, 64, 32))
-    hnet = HyperNetwork.build(module, TaskEmbedding(50, 8), head=head, body_hidden=(32,),
-                              include="*.weight", init="hyperfan_in", **HEAD_OPTIONS[head])
+    hnet = HyperNetwork.build(
+        module,
+        TaskEmbedding(50, 8),
+        head=head,
+        body_hidden=(32,),
+        include="*.weight",
+        init="hyperfan_in",
+        **HEAD_OPTIONS[head],
+    )
     weights = hnet.generate(torch.arange(50))
     for info in hnet.target.spec:
         kaiming = 2.0 / info.fan_in
@@ -120,8 +140,13 @@ def test_hyperfan_in_splits_the_variance_with_generated_biases():
 
 @torch.no_grad()
 def test_hyperfan_out_uses_the_fan_out():
-    hnet = HyperNetwork.build(make_mlp((64, 64, 16)), TaskEmbedding(50, 8), body_hidden=(32,),
-                              include="*.weight", init="hyperfan_out")
+    hnet = HyperNetwork.build(
+        make_mlp((64, 64, 16)),
+        TaskEmbedding(50, 8),
+        body_hidden=(32,),
+        include="*.weight",
+        init="hyperfan_out",
+    )
     w = hnet.generate(torch.arange(50))
     assert 0.5 < float(w["2.weight"].var()) / (2.0 / 16) < 2.0
 
@@ -130,8 +155,13 @@ def test_hyperfan_out_uses_the_fan_out():
 def test_default_init_ignores_the_targets_fan_in():
     # PyTorch's own init of the head gives the same scale whatever the target's
     # fan-in: far too large for a layer with 1024 inputs (Chang et al.'s point).
-    hnet = HyperNetwork.build(make_mlp((1024, 16, 4)), TaskEmbedding(50, 8), body_hidden=(16,),
-                              include="*.weight", init="default")
+    hnet = HyperNetwork.build(
+        make_mlp((1024, 16, 4)),
+        TaskEmbedding(50, 8),
+        body_hidden=(16,),
+        include="*.weight",
+        init="default",
+    )
     ratio = float(hnet.generate(torch.arange(50))["0.weight"].var()) / (2.0 / 1024)
     assert ratio > 5.0
 
@@ -141,8 +171,14 @@ def test_default_init_ignores_the_targets_fan_in():
 def test_bias_hyperinit_starts_at_the_targets_own_init(head):
     module = make_mlp((16, 16, 4))
     template = {n: p.detach().clone() for n, p in module.named_parameters()}
-    hnet = HyperNetwork.build(module, TaskEmbedding(4, 8), head=head, body_hidden=(16,),
-                              init="bias_hyperinit", **HEAD_OPTIONS[head])
+    hnet = HyperNetwork.build(
+        module,
+        TaskEmbedding(4, 8),
+        head=head,
+        body_hidden=(16,),
+        init="bias_hyperinit",
+        **HEAD_OPTIONS[head],
+    )
     for task in range(4):
         for name, w in hnet.generate(task).items():
             spread = float((w - template[name]).std())

@@ -78,11 +78,15 @@ def test_mixed_shared_and_per_sample_weights():
     w = random_weights(target, batch=4)
     w["2.weight"] = w["2.weight"][0]  # shared by the batch
     w["0.bias"] = w["0.bias"][0]
-    loop = torch.cat([
-        target(x[i : i + 1], {n: (t[i] if t.dim() > len(target.shapes[n]) else t)
-                              for n, t in w.items()})
-        for i in range(4)
-    ])
+    loop = torch.cat(
+        [
+            target(
+                x[i : i + 1],
+                {n: (t[i] if t.dim() > len(target.shapes[n]) else t) for n, t in w.items()},
+            )
+            for i in range(4)
+        ]
+    )
     torch.testing.assert_close(target(x, w), loop)
 
 

@@ -14,11 +14,21 @@ def smoke_run(seed: int) -> list[float]:
     data = load_dataset("iris", seed=seed)
     hnet = hc.HyperNetwork.build(
         torch.nn.Sequential(torch.nn.Linear(4, 16), torch.nn.ReLU(), torch.nn.Linear(16, 3)),
-        hc.TaskEmbedding(1, 4), head="chunk", chunk_size=32, body_hidden=(16,))
+        hc.TaskEmbedding(1, 4),
+        head="chunk",
+        chunk_size=32,
+        body_hidden=(16,),
+    )
     history = hc.fit(
-        hnet, lambda m, x, y: F.cross_entropy(m(x, 0), y), (data.x_train, data.y_train),
-        epochs=cfg.pick(full=3, smoke=2), batch_size=16, seed=seed, progress=False,
-        evaluate=lambda m: {"acc": hc.accuracy(m(data.x_test, 0), data.y_test)})
+        hnet,
+        lambda m, x, y: F.cross_entropy(m(x, 0), y),
+        (data.x_train, data.y_train),
+        epochs=cfg.pick(full=3, smoke=2),
+        batch_size=16,
+        seed=seed,
+        progress=False,
+        evaluate=lambda m: {"acc": hc.accuracy(m(data.x_test, 0), data.y_test)},
+    )
     return history["train_loss"][1:] + history["acc"]
 
 
@@ -30,9 +40,15 @@ def test_a_run_is_deterministic_on_repeat():
 def test_fit_learns_and_records_history():
     data = load_dataset("iris")
     model = torch.nn.Linear(4, 3)
-    history = hc.fit(model, lambda m, x, y: F.cross_entropy(m(x), y),
-                     (data.x_train, data.y_train), epochs=30, lr=0.05, progress=False,
-                     evaluate=lambda m: {"acc": hc.accuracy(m(data.x_test), data.y_test)})
+    history = hc.fit(
+        model,
+        lambda m, x, y: F.cross_entropy(m(x), y),
+        (data.x_train, data.y_train),
+        epochs=30,
+        lr=0.05,
+        progress=False,
+        evaluate=lambda m: {"acc": hc.accuracy(m(data.x_test), data.y_test)},
+    )
     frame = history.to_frame()
     assert list(frame["epoch"]) == list(range(31))
     assert history.last("acc") > 0.85 > history["acc"][0]
@@ -41,8 +57,13 @@ def test_fit_learns_and_records_history():
 
 def test_fit_rejects_misaligned_data():
     with pytest.raises(ValueError, match="share their first dimension"):
-        hc.fit(torch.nn.Linear(2, 2), lambda m, x, y: x.sum(), (torch.zeros(3, 2), torch.zeros(4)),
-               epochs=1, progress=False)
+        hc.fit(
+            torch.nn.Linear(2, 2),
+            lambda m, x, y: x.sum(),
+            (torch.zeros(3, 2), torch.zeros(4)),
+            epochs=1,
+            progress=False,
+        )
 
 
 def test_environment_overrides_the_profile(monkeypatch):

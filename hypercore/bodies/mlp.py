@@ -38,7 +38,9 @@ def mlp_layers(in_features: int, hidden: Sequence[int], activation: str) -> list
 
 
 class MLPBody(Body, nn.Module):
-    r"""Fully connected layers with an activation after each: :math:`h = \phi(W_L \cdots \phi(W_1 e))`.
+    r"""Fully connected layers, each followed by an activation.
+
+    .. math:: h = \phi(W_L \cdots \phi(W_1 e + b_1) \cdots + b_L)
 
     With ``hidden=()`` the body is the identity and the head reads the
     embedding directly (a "linear hypernetwork").

@@ -22,10 +22,19 @@ def git_commit(root: Path) -> str:
     if os.environ.get(COMMIT_ENV):
         return os.environ[COMMIT_ENV]
     try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, check=True,
-                              capture_output=True, text=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
-                               cwd=root, capture_output=True, text=True).stdout.strip()
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=root,
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
     return head + ("+dirty" if dirty else "")
@@ -43,8 +52,9 @@ def environment() -> dict[str, str]:
     }
 
 
-def record(notebook: str, profile: str, seed: int, device: str, seconds: float,
-           commit: str, status: str) -> dict:
+def record(
+    notebook: str, profile: str, seed: int, device: str, seconds: float, commit: str, status: str
+) -> dict:
     """One execution record."""
     return {
         "notebook": notebook,

@@ -35,7 +35,8 @@ BOOK = Path("book")  # relative to the working directory: run from the repositor
 def find_notebooks(book: Path) -> list[Path]:
     """Every ``.ipynb`` under ``book`` except build output and checkpoints."""
     return sorted(
-        p for p in book.rglob("*.ipynb")
+        p
+        for p in book.rglob("*.ipynb")
         if "_build" not in p.parts and ".ipynb_checkpoints" not in p.parts
     )
 
@@ -61,8 +62,13 @@ def execute(notebook: Path, params: dict, timeout: int, root: Path) -> tuple[boo
         start = time.perf_counter()
         try:
             papermill.execute_notebook(
-                str(notebook), str(out), parameters=params, kernel_name="python3",
-                cwd=str(notebook.parent), progress_bar=False, execution_timeout=timeout,
+                str(notebook),
+                str(out),
+                parameters=params,
+                kernel_name="python3",
+                cwd=str(notebook.parent),
+                progress_bar=False,
+                execution_timeout=timeout,
             )
         except Exception as err:  # papermill raises PapermillExecutionError and others
             failed = root / "_build" / "failed"
@@ -78,8 +84,12 @@ def execute(notebook: Path, params: dict, timeout: int, root: Path) -> tuple[boo
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("notebooks", nargs="*", type=Path,
-                        help="notebooks to run (default: every notebook under book/)")
+    parser.add_argument(
+        "notebooks",
+        nargs="*",
+        type=Path,
+        help="notebooks to run (default: every notebook under book/)",
+    )
     parser.add_argument("--profile", default="full", choices=PROFILES)
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:0, ...")
     parser.add_argument("--seed", type=int, default=0)
@@ -101,13 +111,19 @@ def main(argv: list[str] | None = None) -> int:
     commit = git_commit(root)
     kernel_environment(root, args.jobs)
     params = {"profile": args.profile, "device": args.device, "seed": args.seed}
-    print(f"runner: {len(notebooks)} notebook(s), profile={args.profile}, device={device}, "
-          f"seed={args.seed}, jobs={args.jobs}, commit={commit}", flush=True)
+    print(
+        f"runner: {len(notebooks)} notebook(s), profile={args.profile}, device={device}, "
+        f"seed={args.seed}, jobs={args.jobs}, commit={commit}",
+        flush=True,
+    )
 
     def run(nb: Path):
         ok, seconds, message = execute(nb, params, args.timeout, root)
-        print(f"  {'ok  ' if ok else 'FAIL'} {nb.relative_to(book)} ({seconds:.0f} s)"
-              + ("" if ok else f": {message}"), flush=True)
+        print(
+            f"  {'ok  ' if ok else 'FAIL'} {nb.relative_to(book)} ({seconds:.0f} s)"
+            + ("" if ok else f": {message}"),
+            flush=True,
+        )
         return nb, ok, seconds
 
     with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
@@ -121,8 +137,11 @@ def main(argv: list[str] | None = None) -> int:
     save_records(book, records)
     failed = [str(nb.relative_to(book)) for nb, ok, _ in results if not ok]
     if failed:
-        print(f"runner: {len(failed)} notebook(s) failed: {', '.join(failed)} "
-              f"(failed copies in _build/failed/)", file=sys.stderr)
+        print(
+            f"runner: {len(failed)} notebook(s) failed: {', '.join(failed)} "
+            f"(failed copies in _build/failed/)",
+            file=sys.stderr,
+        )
         return 1
     return 0
 

@@ -70,12 +70,14 @@ def set_plot_style() -> None:
     import seaborn as sns
 
     sns.set_theme(style="whitegrid", context="notebook", palette="colorblind")
-    matplotlib.rcParams.update({"figure.figsize": (7, 4), "figure.dpi": 110,
-                                "savefig.bbox": "tight"})
+    matplotlib.rcParams.update(
+        {"figure.figsize": (7, 4), "figure.dpi": 110, "savefig.bbox": "tight"}
+    )
 
 
-def setup(profile: str = "full", device: str = "auto", seed: int = 0,
-          plot_style: bool = True) -> Setup:
+def setup(
+    profile: str = "full", device: str = "auto", seed: int = 0, plot_style: bool = True
+) -> Setup:
     """Resolve the device, seed everything, choose the profile, set the plot style.
 
     The environment variable ``HYPERCORE_PROFILE`` (e.g. ``smoke``, set by the

@@ -37,10 +37,14 @@ class Split:
         """A copy with every tensor on ``device``."""
         return replace(
             self,
-            x_train=self.x_train.to(device), y_train=self.y_train.to(device),
-            x_test=self.x_test.to(device), y_test=self.y_test.to(device),
+            x_train=self.x_train.to(device),
+            y_train=self.y_train.to(device),
+            x_test=self.x_test.to(device),
+            y_test=self.y_test.to(device),
         )
 
     def __repr__(self) -> str:
-        return (f"Split({self.name!r}: train {tuple(self.x_train.shape)}, "
-                f"test {tuple(self.x_test.shape)}, classes={self.num_classes})")
+        return (
+            f"Split({self.name!r}: train {tuple(self.x_train.shape)}, "
+            f"test {tuple(self.x_test.shape)}, classes={self.num_classes})"
+        )

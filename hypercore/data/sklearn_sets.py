@@ -48,8 +48,11 @@ def load_dataset(
         std[std == 0] = 1.0
         x_tr, x_te = (x_tr - mean) / std, (x_te - mean) / std
     if is_classification:
-        y_tr, y_te = torch.as_tensor(y_tr, dtype=torch.long), torch.as_tensor(y_te, dtype=torch.long)
-        num_classes = int(len(np.unique(y)))
+        y_tr, y_te = (
+            torch.as_tensor(y_tr, dtype=torch.long),
+            torch.as_tensor(y_te, dtype=torch.long),
+        )
+        num_classes = len(np.unique(y))
     else:
         y_tr, y_te = y_tr.astype(np.float32), y_te.astype(np.float32)
         if standardize:
@@ -58,6 +61,11 @@ def load_dataset(
         y_tr, y_te = torch.as_tensor(y_tr), torch.as_tensor(y_te)
         num_classes = None
     return Split(
-        torch.as_tensor(x_tr), y_tr, torch.as_tensor(x_te), y_te, num_classes, name,
+        torch.as_tensor(x_tr),
+        y_tr,
+        torch.as_tensor(x_te),
+        y_te,
+        num_classes,
+        name,
         {"source": "scikit-learn bundled dataset", "test_size": test_size, "seed": seed},
     )

@@ -33,8 +33,13 @@ class ChunkWiseHead(SharedGeneratorHead):
     """
 
     def __init__(
-        self, in_features: int, spec: WeightSpec, chunk_size: int = 256, embedding_dim: int = 16,
-        hidden: int = 64, activation: str = "relu",
+        self,
+        in_features: int,
+        spec: WeightSpec,
+        chunk_size: int = 256,
+        embedding_dim: int = 16,
+        hidden: int = 64,
+        activation: str = "relu",
     ):
         super().__init__(in_features, spec)
         if chunk_size < 1:
@@ -47,8 +52,12 @@ class ChunkWiseHead(SharedGeneratorHead):
         )
 
     def config(self) -> dict:
-        return {"chunk_size": self.chunk_size, "embedding_dim": self.embedding_dim,
-                "hidden": self.hidden, "activation": self.activation}
+        return {
+            "chunk_size": self.chunk_size,
+            "embedding_dim": self.embedding_dim,
+            "hidden": self.hidden,
+            "activation": self.activation,
+        }
 
     def raw(self, h: torch.Tensor) -> torch.Tensor:
         out = self.generator(h)  # (N, K, chunk_size)

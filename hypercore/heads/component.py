@@ -28,7 +28,11 @@ class ComponentWiseHead(SharedGeneratorHead):
     """
 
     def __init__(
-        self, in_features: int, spec: WeightSpec, embedding_dim: int = 16, hidden: int = 64,
+        self,
+        in_features: int,
+        spec: WeightSpec,
+        embedding_dim: int = 16,
+        hidden: int = 64,
         activation: str = "relu",
     ):
         super().__init__(in_features, spec)
@@ -39,8 +43,11 @@ class ComponentWiseHead(SharedGeneratorHead):
         )
 
     def config(self) -> dict:
-        return {"embedding_dim": self.embedding_dim, "hidden": self.hidden,
-                "activation": self.activation}
+        return {
+            "embedding_dim": self.embedding_dim,
+            "hidden": self.hidden,
+            "activation": self.activation,
+        }
 
     def raw(self, h: torch.Tensor) -> torch.Tensor:
         out = self.generator(h)  # (N, K, max numel)

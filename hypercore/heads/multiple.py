@@ -29,9 +29,12 @@ class MultiHead(RowwiseHead):
 
     def output_layers(self):
         return [
-            (head, slice(p.offset, p.offset + p.numel)) for head, p in zip(self.heads, self.spec)
+            (head, slice(p.offset, p.offset + p.numel))
+            for head, p in zip(self.heads, self.spec, strict=True)
         ]
 
     def generate(self, h: torch.Tensor) -> dict[str, torch.Tensor]:
         n = h.shape[0]
-        return {p.name: head(h).view(n, *p.shape) for head, p in zip(self.heads, self.spec)}
+        return {
+            p.name: head(h).view(n, *p.shape) for head, p in zip(self.heads, self.spec, strict=True)
+        }

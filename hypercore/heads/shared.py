@@ -26,8 +26,13 @@ class EmbeddingGenerator(nn.Module):
     """
 
     def __init__(
-        self, in_features: int, num_pieces: int, embedding_dim: int, hidden: int,
-        out_features: int, activation: str = "relu",
+        self,
+        in_features: int,
+        num_pieces: int,
+        embedding_dim: int,
+        hidden: int,
+        out_features: int,
+        activation: str = "relu",
     ):
         super().__init__()
         self.embeddings = nn.Parameter(torch.randn(num_pieces, embedding_dim))  # (K, E)

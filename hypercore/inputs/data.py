@@ -52,7 +52,8 @@ class DataEncoder(Conditioner):
         self.custom = encoder is not None
         if encoder is None:
             encoder = nn.Sequential(
-                nn.Flatten(), *mlp_layers(in_features, self.hidden, activation),
+                nn.Flatten(),
+                *mlp_layers(in_features, self.hidden, activation),
                 nn.Linear(self.hidden[-1] if self.hidden else in_features, dim),
             )
         self.encoder = encoder

@@ -36,7 +36,9 @@ class NoiseSource(Conditioner):
     def config(self) -> dict:
         return {"dim": self.out_features, "std": self.std}
 
-    def sample(self, n: int | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
+    def sample(
+        self, n: int | None = None, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
         """Draw ``n`` codes ``(n, E)``, or one ``(E,)`` when ``n`` is None."""
         shape = (self.out_features,) if n is None else (int(n), self.out_features)
         a = self._anchor

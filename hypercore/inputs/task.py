@@ -28,7 +28,9 @@ class TaskEmbedding(Conditioner):
     def __init__(self, num_tasks: int, dim: int, init_std: float = 1.0):
         super().__init__()
         if num_tasks < 1 or dim < 1:
-            raise ValueError(f"TaskEmbedding: num_tasks and dim must be >= 1, got {num_tasks}, {dim}")
+            raise ValueError(
+                f"TaskEmbedding: num_tasks and dim must be >= 1, got {num_tasks}, {dim}"
+            )
         self.num_tasks = num_tasks
         self.out_features = dim
         self.init_std = init_std
@@ -45,7 +47,9 @@ class TaskEmbedding(Conditioner):
 
     def forward(self, task: int | torch.Tensor) -> torch.Tensor:
         if isinstance(task, bool) or not isinstance(task, int | torch.Tensor):
-            raise TypeError(f"task: expected an int or an integer tensor, got {type(task).__name__}")
+            raise TypeError(
+                f"task: expected an int or an integer tensor, got {type(task).__name__}"
+            )
         if isinstance(task, int):
             if not 0 <= task < self.num_tasks:
                 raise self._out_of_range(task)

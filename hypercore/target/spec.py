@@ -93,8 +93,7 @@ class WeightSpec:
             )
         n = flat.shape[0]
         return {
-            p.name: flat[:, p.offset : p.offset + p.numel].reshape(n, *p.shape)
-            for p in self.params
+            p.name: flat[:, p.offset : p.offset + p.numel].reshape(n, *p.shape) for p in self.params
         }
 
     def flatten(self, weights: Mapping[str, torch.Tensor]) -> torch.Tensor:

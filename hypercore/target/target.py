@@ -72,8 +72,11 @@ class Target(nn.Module):
         if not isinstance(module, nn.Module):
             raise TypeError(f"module: expected an nn.Module, got {type(module).__name__}")
         self.module = module
-        types = () if module_types is None else (
-            module_types if isinstance(module_types, tuple) else (module_types,))
+        types = (
+            ()
+            if module_types is None
+            else (module_types if isinstance(module_types, tuple) else (module_types,))
+        )
         #: The selection, as JSON-able values (checkpoints store it).
         self.selection = {
             "include": [include] if isinstance(include, str) else list(include or ["*"]),
