@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 LossFn = Callable[..., torch.Tensor]
 EvalFn = Callable[[nn.Module], dict[str, float]]
@@ -110,7 +111,8 @@ def fit(
         history.rows.append(row)
 
     record(0, float("nan"))
-    bar = tqdm(range(1, epochs + 1), desc=desc, disable=not progress, leave=False)
+    quiet = not progress or os.environ.get("TQDM_DISABLE", "") not in ("", "0")
+    bar = tqdm(range(1, epochs + 1), desc=desc, disable=quiet, leave=False)
     for epoch in bar:
         model.train()
         start = time.perf_counter()

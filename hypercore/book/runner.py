@@ -100,12 +100,12 @@ def main(argv: list[str] | None = None) -> int:
 
     from hypercore.book.setup import device_name, resolve_device
 
-    notebooks = [p.resolve() for p in args.notebooks] or find_notebooks(args.book)
+    book = args.book.resolve()
+    notebooks = [p.resolve() for p in args.notebooks or find_notebooks(book)]
     missing = [str(p) for p in notebooks if not p.is_file()]
     if missing or not notebooks:
         print(f"runner: no such notebook(s): {missing or 'none found'}", file=sys.stderr)
         return 2
-    book = args.book.resolve()
     root = book.parent
     device = device_name(resolve_device(args.device))
     commit = git_commit(root)
@@ -117,10 +117,13 @@ def main(argv: list[str] | None = None) -> int:
         flush=True,
     )
 
+    def label(nb: Path) -> str:
+        return nb.relative_to(book).as_posix() if nb.is_relative_to(book) else str(nb)
+
     def run(nb: Path):
         ok, seconds, message = execute(nb, params, args.timeout, root)
         print(
-            f"  {'ok  ' if ok else 'FAIL'} {nb.relative_to(book)} ({seconds:.0f} s)"
+            f"  {'ok  ' if ok else 'FAIL'} {label(nb)} ({seconds:.0f} s)"
             + ("" if ok else f": {message}"),
             flush=True,
         )
@@ -132,10 +135,10 @@ def main(argv: list[str] | None = None) -> int:
     records = load_records(book)
     for nb, ok, seconds in results:
         if ok:
-            name = nb.relative_to(book).as_posix()
+            name = label(nb)
             records[name] = record(name, args.profile, args.seed, device, seconds, commit, "ok")
     save_records(book, records)
-    failed = [str(nb.relative_to(book)) for nb, ok, _ in results if not ok]
+    failed = [label(nb) for nb, ok, _ in results if not ok]
     if failed:
         print(
             f"runner: {len(failed)} notebook(s) failed: {', '.join(failed)} "

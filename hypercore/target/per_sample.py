@@ -41,13 +41,15 @@ def linear_per_sample(
         if bias.dim() == 1:
             return y + bias
         return y + bias.view(batch, *([1] * (x.dim() - 2)), -1)
-    x3 = x.reshape(batch, -1, x.shape[-1])  # (B, T, in)
+    x3 = x.unsqueeze(1) if x.dim() == 2 else x.reshape(batch, -1, x.shape[-1])  # (B, T, in)
     if bias is not None and bias.dim() == 2:
         y = torch.baddbmm(bias.unsqueeze(1), x3, weight.transpose(1, 2))  # (B, T, out)
     else:
         y = torch.bmm(x3, weight.transpose(1, 2))
         if bias is not None:
             y = y + bias
+    if x.dim() == 2:
+        return y.squeeze(1)  # (B, out)
     return y.reshape(*x.shape[:-1], weight.shape[1])
 
 
@@ -91,20 +93,24 @@ def conv2d_per_sample(
     return y + bias.view(batch, -1, 1, 1)
 
 
+def _weight_and_bias(module: nn.Module, weights: dict[str, torch.Tensor]):
+    # Look the module's own attributes up only when needed (nn.Module.__getattr__
+    # is slow, and inside functional_call they are the substituted tensors).
+    weight = weights["weight"] if "weight" in weights else module.weight
+    bias = weights["bias"] if "bias" in weights else module.bias
+    return weight, bias
+
+
 def _linear_forward(module: nn.Linear, weights: dict[str, torch.Tensor]):
     def forward(x: torch.Tensor) -> torch.Tensor:
-        return linear_per_sample(
-            x, weights.get("weight", module.weight), weights.get("bias", module.bias)
-        )
+        return linear_per_sample(x, *_weight_and_bias(module, weights))
 
     return forward
 
 
 def _conv2d_forward(module: nn.Conv2d, weights: dict[str, torch.Tensor]):
     def forward(x: torch.Tensor) -> torch.Tensor:
-        return conv2d_per_sample(
-            x, weights.get("weight", module.weight), weights.get("bias", module.bias), module
-        )
+        return conv2d_per_sample(x, *_weight_and_bias(module, weights), module)
 
     return forward
 

@@ -86,12 +86,15 @@ class Target(nn.Module):
         self.spec: WeightSpec = select_parameters(
             module, include, exclude=exclude, module_types=module_types
         )
-        # name -> (owner module path, local parameter name)
+        # name -> (owner module path, local parameter name); owner path -> module
         self._owner: dict[str, tuple[str, str]] = {}
+        self._owner_modules: dict[str, nn.Module] = {}
         for info in self.spec:
             owner, _, local = info.name.rpartition(".")
             self._owner[info.name] = (owner, local)
+            self._owner_modules[owner] = module.get_submodule(owner)
             module.get_parameter(info.name).requires_grad_(False)
+        self._fast = {path: has_fast_path(m) for path, m in self._owner_modules.items()}
 
     @property
     def names(self) -> list[str]:
@@ -108,9 +111,13 @@ class Target(nn.Module):
         """How many numbers one complete weight set holds."""
         return self.spec.total
 
+    def _own(self, name: str) -> torch.Tensor:
+        owner, local = self._owner[name]
+        return self._owner_modules[owner]._parameters[local]
+
     def template(self) -> dict[str, torch.Tensor]:
         """The module's own values of the generated parameters (detached copies)."""
-        return {n: self.module.get_parameter(n).detach().clone() for n in self.names}
+        return {n: self._own(n).detach().clone() for n in self.names}
 
     def extra_repr(self) -> str:
         return f"generated={self.spec.names}, numel={self.spec.total}"
@@ -126,9 +133,9 @@ class Target(nn.Module):
                 f"weights: expected a dict {{name: tensor}} with keys {self.names}, "
                 f"got {type(weights).__name__}"
             )
-        missing = [n for n in self.names if n not in weights]
-        unexpected = [n for n in weights if n not in self.spec.by_name]
-        if missing or unexpected:
+        if len(weights) != len(self.spec) or any(n not in weights for n in self.spec.by_name):
+            missing = [n for n in self.names if n not in weights]
+            unexpected = [n for n in weights if n not in self.spec.by_name]
             raise WeightsMismatchError(
                 f"weights: keys do not match the target's generated parameters "
                 f"{self.names}: missing {missing}, unexpected {unexpected}"
@@ -141,10 +148,12 @@ class Target(nn.Module):
                 raise TypeError(
                     f"weights[{info.name!r}]: expected a torch.Tensor, got {type(w).__name__}"
                 )
-            check_like(f"weights[{info.name!r}]", w, self.module.get_parameter(info.name))
-            if tuple(w.shape) == info.shape:
+            own = self._own(info.name)
+            if w.dtype != own.dtype or w.device != own.device:
+                check_like(f"weights[{info.name!r}]", w, own)
+            if w.shape == info.shape:
                 shared[info.name] = w
-            elif tuple(w.shape[1:]) == info.shape and w.dim() == len(info.shape) + 1:
+            elif w.dim() == len(info.shape) + 1 and w.shape[1:] == info.shape:
                 if batch is None or w.shape[0] != batch:
                     raise ShapeError(
                         f"weights[{info.name!r}]: per-sample weights for {w.shape[0]} samples "
@@ -183,21 +192,24 @@ class Target(nn.Module):
         for name, w in per_sample.items():
             owner, local = self._owner[name]
             groups.setdefault(owner, {})[local] = w
-        owners = {path: self.module.get_submodule(path) for path in groups}
-        if all(has_fast_path(m) for m in owners.values()):
-            return self._fast_per_sample(x, shared, groups, owners, args, kwargs)
+        if all(self._fast[path] for path in groups):
+            return self._fast_per_sample(x, shared, groups, args, kwargs)
         return self._vmap_per_sample(x, shared, per_sample, args, kwargs)
 
-    def _fast_per_sample(self, x, shared, groups, owners, args, kwargs):
+    def _fast_per_sample(self, x, shared, groups, args, kwargs):
         # Swap in a batched forward for each layer with per-sample weights, for
-        # the duration of one functional call.
-        for path, mod in owners.items():
-            mod.forward = FAST_PATHS[type(mod)](mod, groups[path])
+        # the duration of one call (an instance attribute shadows the class's
+        # forward; nn.Module.__call__ looks it up on the instance).
+        owners = [self._owner_modules[path] for path in groups]
+        for mod, local_weights in zip(owners, groups.values(), strict=True):
+            object.__setattr__(mod, "forward", FAST_PATHS[type(mod)](mod, local_weights))
         try:
-            return functional_call(self.module, shared, (x, *args), kwargs)
+            if shared:
+                return functional_call(self.module, shared, (x, *args), kwargs)
+            return self.module(x, *args, **kwargs)
         finally:
-            for mod in owners.values():
-                del mod.forward
+            for mod in owners:
+                object.__delattr__(mod, "forward")
 
     def _vmap_per_sample(self, x, shared, per_sample, args, kwargs):
         for name, mod in self.module.named_modules():
