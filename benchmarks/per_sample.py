@@ -74,15 +74,22 @@ def conv_case(batch: int, device: torch.device):
         return target(x, w)
 
     def loop_fn(x, w):
-        return torch.cat([
-            F.conv2d(x[b : b + 1], w["weight"][b], w["bias"][b], padding=1)
-            for b in range(x.shape[0])
-        ])
+        return torch.cat(
+            [
+                F.conv2d(x[b : b + 1], w["weight"][b], w["bias"][b], padding=1)
+                for b in range(x.shape[0])
+            ]
+        )
 
     def hand_fn(x, w):
         b, c, h, wd = x.shape
-        y = F.conv2d(x.reshape(1, b * c, h, wd), w["weight"].reshape(b * 16, c, 3, 3),
-                     w["bias"].reshape(b * 16), padding=1, groups=b)
+        y = F.conv2d(
+            x.reshape(1, b * c, h, wd),
+            w["weight"].reshape(b * 16, c, 3, 3),
+            w["bias"].reshape(b * 16),
+            padding=1,
+            groups=b,
+        )
         return y.view(b, 16, h, wd)
 
     return x, weights, {"hypercore": hypercore_fn, "loop": loop_fn, "hand-written": hand_fn}
@@ -106,7 +113,9 @@ def time_call(fn, x, weights, backward: bool, min_time: float) -> float:
 
     # check the three implementations agree before timing them
     step()
-    timer = benchmark.Timer(stmt="step()", globals={"step": step}, num_threads=torch.get_num_threads())
+    timer = benchmark.Timer(
+        stmt="step()", globals={"step": step}, num_threads=torch.get_num_threads()
+    )
     return timer.blocked_autorange(min_run_time=min_time).median
 
 
@@ -135,36 +144,55 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         for backward in (False, True):
             t = {k: time_call(fn, x, weights, backward, args.min_time) for k, fn in fns.items()}
-            rows.append({
-                "target": case_name,
-                "pass": "forward+backward" if backward else "forward",
-                "hypercore ms": 1e3 * t["hypercore"],
-                "loop ms": 1e3 * t["loop"],
-                "hand-written ms": 1e3 * t["hand-written"],
-                "loop speed-up": t["loop"] / t["hypercore"],
-                "vs hand-written": t["hypercore"] / t["hand-written"],
-            })
+            rows.append(
+                {
+                    "target": case_name,
+                    "pass": "forward+backward" if backward else "forward",
+                    "hypercore ms": 1e3 * t["hypercore"],
+                    "loop ms": 1e3 * t["loop"],
+                    "hand-written ms": 1e3 * t["hand-written"],
+                    "loop speed-up": t["loop"] / t["hypercore"],
+                    "vs hand-written": t["hypercore"] / t["hand-written"],
+                }
+            )
 
-    print(f"Per-sample weights, batch {args.batch}, on {device_name(device)} "
-          f"(torch {torch.__version__}, Python {platform.python_version()})")
-    print(f"targets: loop speed-up >= {TARGETS['loop speed-up']:.0f}x, "
-          f"hypercore / hand-written <= {TARGETS['vs hand-written']}x\n")
+    print(
+        f"Per-sample weights, batch {args.batch}, on {device_name(device)} "
+        f"(torch {torch.__version__}, Python {platform.python_version()})"
+    )
+    print(
+        f"targets: loop speed-up >= {TARGETS['loop speed-up']:.0f}x, "
+        f"hypercore / hand-written <= {TARGETS['vs hand-written']}x\n"
+    )
     header = list(rows[0])
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))
     for r in rows:
-        cells = [r["target"], r["pass"]] + [
-            f"{r[k]:.3f}" for k in ("hypercore ms", "loop ms", "hand-written ms")
-        ] + [f"{r['loop speed-up']:.1f}x", f"{r['vs hand-written']:.2f}x"]
+        cells = (
+            [r["target"], r["pass"]]
+            + [f"{r[k]:.3f}" for k in ("hypercore ms", "loop ms", "hand-written ms")]
+            + [f"{r['loop speed-up']:.1f}x", f"{r['vs hand-written']:.2f}x"]
+        )
         print("| " + " | ".join(cells) + " |")
-    missed = [f"{r['target']} {r['pass']}" for r in rows
-              if r["loop speed-up"] < TARGETS["loop speed-up"]
-              or r["vs hand-written"] > TARGETS["vs hand-written"]]
+    missed = [
+        f"{r['target']} {r['pass']}"
+        for r in rows
+        if r["loop speed-up"] < TARGETS["loop speed-up"]
+        or r["vs hand-written"] > TARGETS["vs hand-written"]
+    ]
     print("\nall targets met" if not missed else f"\ntargets missed: {', '.join(missed)}")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"device": device_name(device), "batch": args.batch,
-                       "torch": torch.__version__, "rows": rows}, f, indent=2)
+            json.dump(
+                {
+                    "device": device_name(device),
+                    "batch": args.batch,
+                    "torch": torch.__version__,
+                    "rows": rows,
+                },
+                f,
+                indent=2,
+            )
     return 0
 
 

@@ -96,8 +96,8 @@ def conv2d_per_sample(
 def _weight_and_bias(module: nn.Module, weights: dict[str, torch.Tensor]):
     # Look the module's own attributes up only when needed (nn.Module.__getattr__
     # is slow, and inside functional_call they are the substituted tensors).
-    weight = weights["weight"] if "weight" in weights else module.weight
-    bias = weights["bias"] if "bias" in weights else module.bias
+    weight = weights["weight"] if "weight" in weights else module.weight  # noqa: SIM401
+    bias = weights["bias"] if "bias" in weights else module.bias  # noqa: SIM401
     return weight, bias
 
 

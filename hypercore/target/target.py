@@ -179,7 +179,7 @@ class Target(nn.Module):
             x: the module's first input, ``(B, ...)``.
             weights: ``{name: tensor}`` for every generated parameter, each of
                 shape ``shape`` (shared) or ``(B, *shape)`` (per sample).
-            *args, **kwargs: further inputs of the module (shared by the batch).
+            args, kwargs: further inputs of the module (shared by the batch).
 
         Returns:
             Whatever the module returns.
