@@ -177,3 +177,24 @@ def test_weights_must_be_a_dict():
     target = Target(make_mlp())
     with pytest.raises(TypeError, match="weights: expected a dict"):
         target(torch.randn(2, 6), [torch.zeros(1)])
+
+
+@pytest.mark.parametrize("strategy", ["grouped", "unfold"])
+@pytest.mark.parametrize(
+    "conv",
+    [
+        nn.Conv2d(3, 4, 3, padding=1),
+        nn.Conv2d(4, 6, 3, stride=2, groups=2, padding=1, padding_mode="reflect"),
+        nn.Conv2d(3, 2, (3, 2), dilation=(2, 1), bias=False),
+        nn.Conv2d(3, 4, 3, padding="same"),
+    ],
+    ids=["plain", "groups-stride-reflect", "dilated-no-bias", "same"],
+)
+def test_both_conv_strategies_equal_a_loop(strategy, conv, monkeypatch):
+    from hypercore.target import per_sample
+
+    monkeypatch.setattr(per_sample, "conv_strategy", strategy)
+    target = Target(conv)
+    x = torch.randn(5, conv.in_channels, 7, 6)
+    w = random_weights(target, batch=5)
+    torch.testing.assert_close(target(x, w), per_sample_loop(target, x, w))

@@ -7,7 +7,8 @@ kernels; these functions do the whole batch in one:
 * linear: ``y = baddbmm(c, x, W^T)`` with ``W`` of shape ``(B, out, in)``;
 * 2-D convolution: the batch is folded into channels, ``(1, B*C, H, W)``,
   and convolved with ``groups = B * groups`` so that every sample only meets
-  its own kernels.
+  its own kernels; or (on GPUs) the patches are unrolled with ``F.unfold``
+  and multiplied by every sample's kernels in one batched matrix product.
 
 Either argument (weight or bias) may also be shared by the batch (no leading
 batch dimension); ``None`` bias means no bias.
@@ -53,10 +54,33 @@ def linear_per_sample(
     return y.reshape(*x.shape[:-1], weight.shape[1])
 
 
+#: How per-sample convolution kernels are applied: ``"grouped"`` (one grouped
+#: convolution), ``"unfold"`` (im2col with ``F.unfold``, then one batched matrix
+#: product) or ``"auto"``: unfold on CUDA while the unfolded input stays below
+#: :data:`UNFOLD_LIMIT` numbers, grouped otherwise. cuDNN's grouped convolutions
+#: with thousands of groups are slow on GPUs, while on CPUs grouped convolution
+#: is the faster of the two (measured in ``benchmarks/per_sample.py``).
+conv_strategy = "auto"
+UNFOLD_LIMIT = 2**27
+
+
+def _conv_output_size(size: int, k: int, s: int, p: int, d: int) -> int:
+    return (size + 2 * p - d * (k - 1) - 1) // s + 1
+
+
 def conv2d_per_sample(
     x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, conv: nn.Conv2d
 ) -> torch.Tensor:
-    """``nn.Conv2d`` with a kernel per sample, as one grouped convolution.
+    r"""``nn.Conv2d`` with a kernel per sample, for the whole batch in one call.
+
+    Two equivalent strategies (see :data:`conv_strategy`):
+
+    * grouped: the batch is folded into channels, ``(1, B*C, H, W)``, and
+      convolved with ``groups = B * groups``, so sample ``b`` meets only its
+      own kernels;
+    * unfold: the input's patches are unrolled, ``(B, C k_h k_w, L)`` for
+      ``L = H' W'`` output positions, and multiplied by each sample's kernel
+      matrix ``(B, O, C k_h k_w)`` in one batched matrix product.
 
     Args:
         x: ``(B, C, H, W)``.
@@ -70,12 +94,30 @@ def conv2d_per_sample(
     padding = conv.padding
     if conv.padding_mode != "zeros":
         x = F.pad(x, conv._reversed_padding_repeated_twice, mode=conv.padding_mode)
-        padding = 0
-    batch = x.shape[0]
+        padding = (0, 0)
+    batch, groups = x.shape[0], conv.groups
     if weight.dim() == 4:  # shared kernel, per-sample bias
-        y = F.conv2d(x, weight, None, conv.stride, padding, conv.dilation, conv.groups)
+        y = F.conv2d(x, weight, None, conv.stride, padding, conv.dilation, groups)
+        if bias is None:
+            return y
+        return y + (bias.view(1, -1, 1, 1) if bias.dim() == 1 else bias.view(batch, -1, 1, 1))
+    out_channels, (kh, kw) = weight.shape[1], weight.shape[-2:]
+    strategy = conv_strategy
+    if strategy == "auto":
+        strategy = "grouped"
+        if x.is_cuda and not isinstance(padding, str):
+            h_out = _conv_output_size(x.shape[2], kh, conv.stride[0], padding[0], conv.dilation[0])
+            w_out = _conv_output_size(x.shape[3], kw, conv.stride[1], padding[1], conv.dilation[1])
+            if batch * x.shape[1] * kh * kw * h_out * w_out <= UNFOLD_LIMIT:
+                strategy = "unfold"
+    if strategy == "unfold" and not isinstance(padding, str):
+        cols = F.unfold(x, (kh, kw), conv.dilation, padding, conv.stride)  # (B, C*kh*kw, L)
+        h_out = _conv_output_size(x.shape[2], kh, conv.stride[0], padding[0], conv.dilation[0])
+        w_out = cols.shape[-1] // h_out
+        kernels = weight.reshape(batch, groups, out_channels // groups, -1)  # (B, g, O/g, K)
+        cols = cols.view(batch, groups, -1, cols.shape[-1])  # (B, g, K, L)
+        y = torch.matmul(kernels, cols).view(batch, out_channels, h_out, w_out)
     else:
-        out_channels = weight.shape[1]
         y = F.conv2d(
             x.reshape(1, batch * x.shape[1], *x.shape[2:]),  # (1, B*C, H, W)
             weight.reshape(batch * out_channels, *weight.shape[2:]),  # (B*O, C/g, kh, kw)
@@ -83,14 +125,12 @@ def conv2d_per_sample(
             conv.stride,
             padding,
             conv.dilation,
-            batch * conv.groups,
+            batch * groups,
         )  # (1, B*O, H', W')
         y = y.view(batch, out_channels, y.shape[-2], y.shape[-1])
     if bias is None:
         return y
-    if bias.dim() == 1:
-        return y + bias.view(1, -1, 1, 1)
-    return y + bias.view(batch, -1, 1, 1)
+    return y + (bias.view(1, -1, 1, 1) if bias.dim() == 1 else bias.view(batch, -1, 1, 1))
 
 
 def _weight_and_bias(module: nn.Module, weights: dict[str, torch.Tensor]):
