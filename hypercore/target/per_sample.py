@@ -55,7 +55,7 @@ def linear_per_sample(
 
 
 #: How per-sample convolution kernels are applied: ``"grouped"`` (one grouped
-#: convolution), ``"unfold"`` (im2col with ``F.unfold``, then one batched matrix
+#: convolution), ``"unfold"`` (im2col from strided views, then one batched matrix
 #: product) or ``"auto"``: unfold on CUDA while the unfolded input stays below
 #: :data:`UNFOLD_LIMIT` numbers, grouped otherwise. cuDNN's grouped convolutions
 #: with thousands of groups are slow on GPUs, while on CPUs grouped convolution
@@ -68,6 +68,23 @@ def _conv_output_size(size: int, k: int, s: int, p: int, d: int) -> int:
     return (size + 2 * p - d * (k - 1) - 1) // s + 1
 
 
+def _im2col(x, kh, kw, stride, padding, dilation) -> tuple[torch.Tensor, int, int]:
+    """Unrolled patches ``(B, C*kh*kw, H'*W')`` from strided views and one copy.
+
+    ``F.unfold`` launches one kernel per sample on CUDA; views of ``Tensor.unfold``
+    cost nothing and the final reshape is a single copy for the whole batch.
+    """
+    (sh, sw), (ph, pw), (dh, dw) = stride, padding, dilation
+    if ph or pw:
+        x = F.pad(x, (pw, pw, ph, ph))
+    patches = x.unfold(2, dh * (kh - 1) + 1, sh).unfold(3, dw * (kw - 1) + 1, sw)
+    if dh > 1 or dw > 1:
+        patches = patches[..., ::dh, ::dw]  # (B, C, H', W', kh, kw)
+    batch, channels, h_out, w_out = patches.shape[:4]
+    cols = patches.permute(0, 1, 4, 5, 2, 3).reshape(batch, channels * kh * kw, h_out * w_out)
+    return cols, h_out, w_out
+
+
 def conv2d_per_sample(
     x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, conv: nn.Conv2d
 ) -> torch.Tensor:
@@ -78,7 +95,8 @@ def conv2d_per_sample(
     * grouped: the batch is folded into channels, ``(1, B*C, H, W)``, and
       convolved with ``groups = B * groups``, so sample ``b`` meets only its
       own kernels;
-    * unfold: the input's patches are unrolled, ``(B, C k_h k_w, L)`` for
+    * unfold: the input's patches are unrolled (im2col, one copy for the
+      whole batch), ``(B, C k_h k_w, L)`` for
       ``L = H' W'`` output positions, and multiplied by each sample's kernel
       matrix ``(B, O, C k_h k_w)`` in one batched matrix product.
 
@@ -111,9 +129,7 @@ def conv2d_per_sample(
             if batch * x.shape[1] * kh * kw * h_out * w_out <= UNFOLD_LIMIT:
                 strategy = "unfold"
     if strategy == "unfold" and not isinstance(padding, str):
-        cols = F.unfold(x, (kh, kw), conv.dilation, padding, conv.stride)  # (B, C*kh*kw, L)
-        h_out = _conv_output_size(x.shape[2], kh, conv.stride[0], padding[0], conv.dilation[0])
-        w_out = cols.shape[-1] // h_out
+        cols, h_out, w_out = _im2col(x, kh, kw, conv.stride, padding, conv.dilation)
         kernels = weight.reshape(batch, groups, out_channels // groups, -1)  # (B, g, O/g, K)
         cols = cols.view(batch, groups, -1, cols.shape[-1])  # (B, g, K, L)
         y = torch.matmul(kernels, cols).view(batch, out_channels, h_out, w_out)
