@@ -134,16 +134,19 @@ def conv2d_per_sample(
         cols = cols.view(batch, groups, -1, cols.shape[-1])  # (B, g, K, L)
         y = torch.matmul(kernels, cols).view(batch, out_channels, h_out, w_out)
     else:
+        fused_bias = bias.reshape(-1) if bias is not None and bias.dim() == 2 else None
         y = F.conv2d(
             x.reshape(1, batch * x.shape[1], *x.shape[2:]),  # (1, B*C, H, W)
             weight.reshape(batch * out_channels, *weight.shape[2:]),  # (B*O, C/g, kh, kw)
-            None,
+            fused_bias,  # (B*O,) or None
             conv.stride,
             padding,
             conv.dilation,
             batch * groups,
         )  # (1, B*O, H', W')
         y = y.view(batch, out_channels, y.shape[-2], y.shape[-1])
+        if fused_bias is not None:
+            return y
     if bias is None:
         return y
     return y + (bias.view(1, -1, 1, 1) if bias.dim() == 1 else bias.view(batch, -1, 1, 1))
