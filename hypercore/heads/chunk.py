@@ -6,7 +6,7 @@ import math
 
 import torch
 
-from hypercore.heads.shared import EmbeddingGenerator, SharedGeneratorHead
+from hypercore.heads.shared import SharedGeneratorHead
 from hypercore.target.spec import WeightSpec
 
 
@@ -41,23 +41,22 @@ class ChunkWiseHead(SharedGeneratorHead):
         hidden: int = 64,
         activation: str = "relu",
     ):
-        super().__init__(in_features, spec)
         if chunk_size < 1:
             raise ValueError(f"chunk_size: expected >= 1, got {chunk_size}")
-        self.chunk_size, self.embedding_dim = chunk_size, embedding_dim
-        self.hidden, self.activation = hidden, activation
-        self.num_chunks = math.ceil(spec.total / chunk_size)
-        self.generator = EmbeddingGenerator(
-            in_features, self.num_chunks, embedding_dim, hidden, chunk_size, activation
+        num_chunks = math.ceil(spec.total / chunk_size)
+        super().__init__(
+            in_features,
+            spec,
+            num_pieces=num_chunks,
+            piece_size=chunk_size,
+            embedding_dim=embedding_dim,
+            hidden=hidden,
+            activation=activation,
         )
+        self.chunk_size, self.num_chunks = chunk_size, num_chunks
 
     def config(self) -> dict:
-        return {
-            "chunk_size": self.chunk_size,
-            "embedding_dim": self.embedding_dim,
-            "hidden": self.hidden,
-            "activation": self.activation,
-        }
+        return {"chunk_size": self.chunk_size, **super().config()}
 
     def raw(self, h: torch.Tensor) -> torch.Tensor:
         out = self.generator(h)  # (N, K, chunk_size)

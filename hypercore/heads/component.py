@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from hypercore.heads.shared import EmbeddingGenerator, SharedGeneratorHead
+from hypercore.heads.shared import SharedGeneratorHead
 from hypercore.target.spec import WeightSpec
 
 
@@ -35,19 +35,15 @@ class ComponentWiseHead(SharedGeneratorHead):
         hidden: int = 64,
         activation: str = "relu",
     ):
-        super().__init__(in_features, spec)
-        self.embedding_dim, self.hidden, self.activation = embedding_dim, hidden, activation
-        self.piece_size = max(p.numel for p in spec)
-        self.generator = EmbeddingGenerator(
-            in_features, len(spec), embedding_dim, hidden, self.piece_size, activation
+        super().__init__(
+            in_features,
+            spec,
+            num_pieces=len(spec),
+            piece_size=max(p.numel for p in spec),
+            embedding_dim=embedding_dim,
+            hidden=hidden,
+            activation=activation,
         )
-
-    def config(self) -> dict:
-        return {
-            "embedding_dim": self.embedding_dim,
-            "hidden": self.hidden,
-            "activation": self.activation,
-        }
 
     def raw(self, h: torch.Tensor) -> torch.Tensor:
         out = self.generator(h)  # (N, K, max numel)

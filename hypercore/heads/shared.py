@@ -58,10 +58,30 @@ class SharedGeneratorHead(Head):
     standard target init. With init ``"default"``, :math:`s = 1, o = 0`.
     """
 
-    def __init__(self, in_features: int, spec: WeightSpec):
+    def __init__(
+        self,
+        in_features: int,
+        spec: WeightSpec,
+        num_pieces: int,
+        piece_size: int,
+        embedding_dim: int,
+        hidden: int,
+        activation: str,
+    ):
         super().__init__(in_features, spec)
+        self.embedding_dim, self.hidden, self.activation = embedding_dim, hidden, activation
+        self.generator = EmbeddingGenerator(
+            in_features, num_pieces, embedding_dim, hidden, piece_size, activation
+        )
         self.register_buffer("scale", torch.ones(spec.total))
         self.register_buffer("offset", torch.zeros(spec.total))
+
+    def config(self) -> dict:
+        return {
+            "embedding_dim": self.embedding_dim,
+            "hidden": self.hidden,
+            "activation": self.activation,
+        }
 
     def raw(self, h: torch.Tensor) -> torch.Tensor:
         """The generator's output as one flat vector per condition, ``(N, total)``."""
