@@ -9,7 +9,7 @@ target``), following the taxonomy of Chauhan et al. (2023):
 * :mod:`hypercore.inputs`: task-, data- and noise-conditioned inputs.
 * :mod:`hypercore.bodies`: the hypernetwork's own architecture.
 * :mod:`hypercore.heads`: output strategies (once, multiple, component-wise,
-  chunk-wise).
+  chunk-wise; scaling and low-rank modulations of learned base weights).
 * :mod:`hypercore.init`: hyperfan-in/-out and bias-HyperInit.
 * :mod:`hypercore.data`, :mod:`hypercore.train`, :mod:`hypercore.checkpoint`,
   :mod:`hypercore.book`: data, training loop, safe checkpoints, notebook support.
@@ -27,11 +27,19 @@ from hypercore.errors import (
     UnknownTaskError,
     WeightsMismatchError,
 )
-from hypercore.heads import ChunkWiseHead, ComponentWiseHead, Head, MultiHead, OnceHead
+from hypercore.heads import (
+    ChunkWiseHead,
+    ComponentWiseHead,
+    Head,
+    LowRankHead,
+    MultiHead,
+    OnceHead,
+    ScalingHead,
+)
 from hypercore.hypernetwork import HEADS, HyperNetwork
 from hypercore.init import INIT_METHODS
 from hypercore.inputs import Conditioner, DataEncoder, NoiseSource, TaskEmbedding
-from hypercore.target import ParamInfo, Target, WeightSpec
+from hypercore.target import LowRank, ParamInfo, RowScaled, Target, WeightSpec
 from hypercore.train import History, accuracy, fit
 
 __all__ = [
@@ -47,11 +55,15 @@ __all__ = [
     "History",
     "HyperNetwork",
     "HypercoreError",
+    "LowRank",
+    "LowRankHead",
     "MLPBody",
     "MultiHead",
     "NoiseSource",
     "OnceHead",
     "ParamInfo",
+    "RowScaled",
+    "ScalingHead",
     "ShapeError",
     "Target",
     "TaskEmbedding",

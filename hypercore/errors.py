@@ -34,8 +34,9 @@ class DtypeDeviceError(HypercoreError):
 
 
 def shape_str(shape: Sequence[int] | torch.Size) -> str:
-    """``(64, 10)`` for a shape, ``()`` for a scalar."""
-    return "(" + ", ".join(str(int(s)) for s in shape) + ")"
+    """``(64, 10)`` for a shape, ``(64,)`` for a vector, ``()`` for a scalar."""
+    inner = ", ".join(str(int(s)) for s in shape)
+    return f"({inner},)" if len(shape) == 1 else f"({inner})"
 
 
 def check_tensor(name: str, value: object) -> torch.Tensor:

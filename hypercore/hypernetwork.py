@@ -11,10 +11,18 @@ from torch import nn
 
 from hypercore.bodies.mlp import MLPBody
 from hypercore.errors import HypercoreError
-from hypercore.heads import ChunkWiseHead, ComponentWiseHead, Head, MultiHead, OnceHead
+from hypercore.heads import (
+    ChunkWiseHead,
+    ComponentWiseHead,
+    Head,
+    LowRankHead,
+    MultiHead,
+    OnceHead,
+    ScalingHead,
+)
 from hypercore.init import DEFAULT_INIT, check_method
 from hypercore.inputs.base import Conditioner
-from hypercore.target import Target
+from hypercore.target import StructuredWeight, Target
 from hypercore.target.selection import Patterns
 
 #: Head names accepted by :meth:`HyperNetwork.build`.
@@ -23,6 +31,8 @@ HEADS: dict[str, type[Head]] = {
     "multiple": MultiHead,
     "component": ComponentWiseHead,
     "chunk": ChunkWiseHead,
+    "scaling": ScalingHead,
+    "lowrank": LowRankHead,
 }
 
 #: How many example conditions the init runs through the body to measure E[h^2].
@@ -38,7 +48,8 @@ class HyperNetwork(nn.Module):
     Each part is swappable: the conditioner decides what the weights depend on
     (a task id, the input itself, noise), the body is the hypernetwork's own
     architecture, the head is the output strategy (once, multiple heads,
-    component-wise, chunk-wise).
+    component-wise, chunk-wise, or a structured modulation of learned base
+    weights).
 
     Args:
         target: the :class:`~hypercore.Target` whose selected weights are generated.
@@ -109,7 +120,8 @@ class HyperNetwork(nn.Module):
         Args:
             module: the target module (or an existing :class:`Target`).
             conditioner: what the weights depend on.
-            head: ``"once"``, ``"multiple"``, ``"component"`` or ``"chunk"``.
+            head: ``"once"``, ``"multiple"``, ``"component"``, ``"chunk"``,
+                ``"scaling"`` or ``"lowrank"``.
             body_hidden: the MLP body's hidden widths.
             include: which parameters to generate (glob patterns on names).
             init: see :mod:`hypercore.init`.
@@ -157,7 +169,10 @@ class HyperNetwork(nn.Module):
         e = self.conditioner(condition)  # (E,) or (N, E)
         weights = self.head(self.body(self._as_batch(e)))  # {name: (N, *shape)}
         if e.dim() == 1:
-            return {name: w[0] for name, w in weights.items()}
+            return {
+                name: w.select(0) if isinstance(w, StructuredWeight) else w[0]
+                for name, w in weights.items()
+            }
         return weights
 
     def forward(self, x: torch.Tensor, condition: Any = None, *args, **kwargs) -> torch.Tensor:

@@ -25,6 +25,10 @@ CASES = {
         init="bias_hyperinit",
     ),
     "once-noise": lambda: HyperNetwork.build(make_mlp(), hc.NoiseSource(3), body_hidden=()),
+    "scaling-task": lambda: HyperNetwork.build(make_mlp(), TaskEmbedding(2, 4), head="scaling"),
+    "lowrank-conv": lambda: HyperNetwork.build(
+        make_convnet(), TaskEmbedding(2, 4), head="lowrank", rank=2
+    ),
 }
 
 

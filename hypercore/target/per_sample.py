@@ -20,28 +20,53 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from hypercore.target.structured import LowRank, RowScaled, StructuredWeight
+
+
+def _add_bias(y: torch.Tensor, bias: torch.Tensor | None, batch: int) -> torch.Tensor:
+    """``y`` is ``(B, *, out)``; ``bias`` is ``(out,)``, ``(B, out)`` or ``None``."""
+    if bias is None:
+        return y
+    if bias.dim() == 1:
+        return y + bias
+    return y + bias.view(batch, *([1] * (y.dim() - 2)), -1)
+
 
 def linear_per_sample(
-    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
+    x: torch.Tensor,
+    weight: torch.Tensor | StructuredWeight,
+    bias: torch.Tensor | None,
 ) -> torch.Tensor:
     """``y[b] = x[b] @ weight[b].T + bias[b]``, for every sample at once.
 
     Args:
         x: ``(B, *, in)``: any number of middle dimensions (tokens, time).
-        weight: ``(B, out, in)`` per sample or ``(out, in)`` shared.
+        weight: ``(B, out, in)`` per sample, ``(out, in)`` shared, or a
+            :class:`~hypercore.target.structured.RowScaled` /
+            :class:`~hypercore.target.structured.LowRank` weight, applied
+            without building per-sample matrices.
         bias: ``(B, out)`` per sample, ``(out,)`` shared, or ``None``.
 
     Returns:
         ``(B, *, out)``.
     """
     batch = x.shape[0]
+    if isinstance(weight, RowScaled):  # y = s * (W0 x)
+        y = F.linear(x, weight.base)
+        scale = weight.scale
+        y = y * (scale if scale.dim() == 1 else scale.view(batch, *([1] * (x.dim() - 2)), -1))
+        return _add_bias(y, bias, batch)
+    if isinstance(weight, LowRank):  # y = W0 x + U (V^T x)
+        y = F.linear(x, weight.base)
+        if weight.u.dim() == 2:
+            low = (x @ weight.v) @ weight.u.T
+        else:
+            x3 = x.reshape(batch, -1, x.shape[-1])  # (B, T, in)
+            low = torch.bmm(torch.bmm(x3, weight.v), weight.u.transpose(1, 2))  # (B, T, out)
+            low = low.reshape(y.shape)
+        return _add_bias(y + low, bias, batch)
     if weight.dim() == 2:  # shared weight, per-sample bias
-        y = F.linear(x, weight)
-        if bias is None:
-            return y
-        if bias.dim() == 1:
-            return y + bias
-        return y + bias.view(batch, *([1] * (x.dim() - 2)), -1)
+        return _add_bias(F.linear(x, weight), bias, batch)
     x3 = x.unsqueeze(1) if x.dim() == 2 else x.reshape(batch, -1, x.shape[-1])  # (B, T, in)
     if bias is not None and bias.dim() == 2:
         y = torch.baddbmm(bias.unsqueeze(1), x3, weight.transpose(1, 2))  # (B, T, out)
@@ -86,7 +111,10 @@ def _im2col(x, kh, kw, stride, padding, dilation) -> tuple[torch.Tensor, int, in
 
 
 def conv2d_per_sample(
-    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, conv: nn.Conv2d
+    x: torch.Tensor,
+    weight: torch.Tensor | StructuredWeight,
+    bias: torch.Tensor | None,
+    conv: nn.Conv2d,
 ) -> torch.Tensor:
     r"""``nn.Conv2d`` with a kernel per sample, for the whole batch in one call.
 
@@ -102,7 +130,9 @@ def conv2d_per_sample(
 
     Args:
         x: ``(B, C, H, W)``.
-        weight: ``(B, O, C/groups, kh, kw)`` per sample or ``(O, C/groups, kh, kw)``.
+        weight: ``(B, O, C/groups, kh, kw)`` per sample, ``(O, C/groups, kh, kw)``
+            shared, or a structured weight (:class:`RowScaled` scales the output
+            channels of one shared convolution; others are made dense).
         bias: ``(B, O)``, ``(O,)`` or ``None``.
         conv: the module whose stride, padding, dilation, groups and padding mode apply.
 
@@ -114,6 +144,15 @@ def conv2d_per_sample(
         x = F.pad(x, conv._reversed_padding_repeated_twice, mode=conv.padding_mode)
         padding = (0, 0)
     batch, groups = x.shape[0], conv.groups
+    if isinstance(weight, RowScaled):  # y = s * conv(x, W0), per output channel
+        y = F.conv2d(x, weight.base, None, conv.stride, padding, conv.dilation, groups)
+        scale = weight.scale
+        y = y * (scale.view(1, -1, 1, 1) if scale.dim() == 1 else scale.view(batch, -1, 1, 1))
+        if bias is None:
+            return y
+        return y + (bias.view(1, -1, 1, 1) if bias.dim() == 1 else bias.view(batch, -1, 1, 1))
+    if isinstance(weight, StructuredWeight):
+        weight = weight.dense()
     if weight.dim() == 4:  # shared kernel, per-sample bias
         y = F.conv2d(x, weight, None, conv.stride, padding, conv.dilation, groups)
         if bias is None:

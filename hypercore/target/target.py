@@ -19,6 +19,7 @@ from hypercore.errors import (
 from hypercore.target.per_sample import FAST_PATHS, has_fast_path
 from hypercore.target.selection import Patterns, select_parameters
 from hypercore.target.spec import WeightSpec
+from hypercore.target.structured import StructuredWeight
 
 
 class Target(nn.Module):
@@ -34,7 +35,11 @@ class Target(nn.Module):
     Each generated tensor may be
 
     * **shared** by the batch: shape ``shape``; or
-    * **per sample**: shape ``(B, *shape)``, where ``B = x.shape[0]``.
+    * **per sample**: shape ``(B, *shape)``, where ``B = x.shape[0]``; or
+    * **structured** (:class:`~hypercore.target.structured.RowScaled`,
+      :class:`~hypercore.target.structured.LowRank`): a shared base modulated
+      by a few numbers, shared or per sample; linear and conv layers apply
+      them without building per-sample matrices.
 
     Per-sample weights are applied in one batched call, never a loop over
     samples: ``nn.Linear`` through ``bmm``/``baddbmm``, ``nn.Conv2d`` through a
@@ -144,11 +149,24 @@ class Target(nn.Module):
         per_sample: dict[str, torch.Tensor] = {}
         for info in self.spec:
             w = weights[info.name]
+            own = self._own(info.name)
+            if isinstance(w, StructuredWeight):
+                b = w.validate(f"weights[{info.name!r}]", info.shape, own)
+                if b is None:
+                    shared[info.name] = w.dense()
+                elif b != batch:
+                    raise ShapeError(
+                        f"weights[{info.name!r}]: per-sample factors for {b} samples but "
+                        f"the input batch has {batch}"
+                    )
+                else:
+                    per_sample[info.name] = w
+                continue
             if not isinstance(w, torch.Tensor):
                 raise TypeError(
-                    f"weights[{info.name!r}]: expected a torch.Tensor, got {type(w).__name__}"
+                    f"weights[{info.name!r}]: expected a torch.Tensor or a structured weight, "
+                    f"got {type(w).__name__}"
                 )
-            own = self._own(info.name)
             if w.dtype != own.dtype or w.device != own.device:
                 check_like(f"weights[{info.name!r}]", w, own)
             if w.shape == info.shape:
@@ -178,7 +196,8 @@ class Target(nn.Module):
         Args:
             x: the module's first input, ``(B, ...)``.
             weights: ``{name: tensor}`` for every generated parameter, each of
-                shape ``shape`` (shared) or ``(B, *shape)`` (per sample).
+                shape ``shape`` (shared) or ``(B, *shape)`` (per sample), or a
+                structured weight.
             args, kwargs: further inputs of the module (shared by the batch).
 
         Returns:
@@ -212,6 +231,9 @@ class Target(nn.Module):
                 object.__delattr__(mod, "forward")
 
     def _vmap_per_sample(self, x, shared, per_sample, args, kwargs):
+        per_sample = {
+            n: w.dense() if isinstance(w, StructuredWeight) else w for n, w in per_sample.items()
+        }
         for name, mod in self.module.named_modules():
             if isinstance(mod, _BatchNorm) and mod.training:
                 raise HypercoreError(
