@@ -35,6 +35,13 @@ HEADS: dict[str, type[Head]] = {
     "lowrank": LowRankHead,
 }
 
+def take(weight: torch.Tensor | StructuredWeight, index: int | torch.Tensor):
+    """``weight[index]`` along the leading (condition) dimension; structured weights too."""
+    if isinstance(weight, StructuredWeight):
+        return weight.select(index)
+    return weight[index]
+
+
 #: How many example conditions the init runs through the body to measure E[h^2].
 INIT_EXAMPLES = 256
 
@@ -162,17 +169,22 @@ class HyperNetwork(nn.Module):
     def generate(self, condition: Any = None) -> dict[str, torch.Tensor]:
         """Weights for ``condition``.
 
+        When a condition repeats values (e.g. a batch of task ids drawn from a
+        few tasks), the weights are generated once per distinct value and
+        gathered for every sample (see :meth:`Conditioner.distinct`).
+
         Returns:
             ``{name: (*shape)}`` when the conditioner gives one embedding (e.g.
             one task id), ``{name: (N, *shape)}`` when it gives ``N``.
         """
+        distinct = self.conditioner.distinct(condition)
+        if distinct is not None:
+            values, inverse = distinct
+            return {name: take(w, inverse) for name, w in self.generate(values).items()}
         e = self.conditioner(condition)  # (E,) or (N, E)
         weights = self.head(self.body(self._as_batch(e)))  # {name: (N, *shape)}
         if e.dim() == 1:
-            return {
-                name: w.select(0) if isinstance(w, StructuredWeight) else w[0]
-                for name, w in weights.items()
-            }
+            return {name: take(w, 0) for name, w in weights.items()}
         return weights
 
     def forward(self, x: torch.Tensor, condition: Any = None, *args, **kwargs) -> torch.Tensor:

@@ -27,6 +27,11 @@ class Conditioner(Configurable, nn.Module):
     out_features: int
     conditions_on_data: bool = False
 
+    def distinct(self, condition: Any) -> tuple[Any, torch.Tensor] | None:
+        """``(distinct values, inverse indices)`` when weights for ``condition`` are best
+        generated once per distinct value and gathered; ``None`` otherwise (default)."""
+        return None
+
     def example_condition(self, n: int) -> Any:
         """A typical condition giving ``n`` embeddings (for data-dependent init)."""
         raise NotImplementedError

@@ -63,5 +63,14 @@ class TaskEmbedding(Conditioner):
             raise self._out_of_range(int(task[bad].reshape(-1)[0]))
         return self.weight[task.to(self.weight.device)]
 
+    def distinct(self, task: int | torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """For a batch of task ids with repeats: the distinct ids and where each sample's is."""
+        if not isinstance(task, torch.Tensor) or task.dim() != 1 or task.dtype.is_floating_point:
+            return None
+        values, inverse = torch.unique(task, return_inverse=True)
+        if len(values) == len(task):
+            return None
+        return values, inverse
+
     def example_condition(self, n: int) -> torch.Tensor:
         return torch.arange(n, device=self.weight.device) % self.num_tasks

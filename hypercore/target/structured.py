@@ -51,8 +51,9 @@ class StructuredWeight:
         """The full weight: ``(*shape)`` shared or ``(B, *shape)`` per sample."""
         raise NotImplementedError
 
-    def select(self, index: int) -> StructuredWeight:
-        """The weight of sample ``index`` (factors without their batch dimension)."""
+    def select(self, index: int | torch.Tensor) -> StructuredWeight:
+        """The weight of sample ``index`` (an int drops the batch dimension; a tensor
+        of indices gathers samples)."""
         return type(self)(self.base, *(f[index] for f in self.factors().values()))
 
     def validate(self, name: str, shape: tuple[int, ...], like: torch.Tensor) -> int | None:

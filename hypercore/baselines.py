@@ -1,0 +1,64 @@
+"""Baselines without a hypernetwork, with the same call signature as a :class:`HyperNetwork`.
+
+Comparing a hypernetwork against these on the same data, budget and code path
+(the same :class:`~hypercore.Target`) isolates what the hypernetwork adds.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from hypercore.errors import UnknownTaskError
+from hypercore.target import Target
+from hypercore.target.spec import ParamInfo
+
+
+def standard_init(info: ParamInfo, count: int) -> torch.Tensor:
+    """``count`` independent draws of PyTorch's default init for a tensor, ``(count, *shape)``.
+
+    Weights: ``kaiming_uniform_(a=sqrt(5))``, i.e. uniform with bound
+    ``1/sqrt(fan_in)``, as ``nn.Linear`` and ``nn.Conv2d`` do; biases: uniform
+    with the same bound; other tensors: ones (e.g. norm gains).
+    """
+    if info.role in ("weight", "bias"):
+        bound = 1.0 / math.sqrt(info.fan_in)
+        return torch.empty(count, *info.shape).uniform_(-bound, bound)
+    return torch.ones(count, *info.shape)
+
+
+class TaskWeightTable(nn.Module):
+    """One independent set of target weights per task: a lookup table, no hypernetwork.
+
+    ``table(x, t)`` runs the target with task ``t``'s own weights (an int, or a
+    ``(B,)`` tensor of task ids for per-sample weights), exactly as
+    ``HyperNetwork(x, t)`` would with generated ones. It has
+    ``num_tasks * target.num_generated`` trainable parameters.
+
+    Args:
+        target: the :class:`~hypercore.Target` (its selected parameters are the table's).
+        num_tasks: how many weight sets.
+    """
+
+    def __init__(self, target: Target, num_tasks: int):
+        super().__init__()
+        self.target = target
+        self.num_tasks = num_tasks
+        self.tables = nn.ParameterList(
+            nn.Parameter(standard_init(info, num_tasks)) for info in target.spec
+        )
+
+    def generate(self, task: int | torch.Tensor) -> dict[str, torch.Tensor]:
+        """Task ``task``'s weights: ``{name: (*shape)}`` or ``{name: (B, *shape)}``."""
+        bad = (torch.as_tensor(task) < 0) | (torch.as_tensor(task) >= self.num_tasks)
+        if bool(bad.any()):
+            raise UnknownTaskError(
+                f"task id {int(torch.as_tensor(task)[bad].reshape(-1)[0])} is out of range: "
+                f"this table has num_tasks={self.num_tasks} (ids 0..{self.num_tasks - 1})"
+            )
+        return {info.name: t[task] for info, t in zip(self.target.spec, self.tables, strict=True)}
+
+    def forward(self, x: torch.Tensor, task: int | torch.Tensor) -> torch.Tensor:
+        return self.target(x, self.generate(task))
