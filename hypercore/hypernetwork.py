@@ -120,6 +120,7 @@ class HyperNetwork(nn.Module):
         *,
         include: Patterns | None = "*",
         init: str = DEFAULT_INIT,
+        gain: float = math.sqrt(2.0),
         **head_options: Any,
     ) -> HyperNetwork:
         """The common case in one call: an MLP body and a head chosen by name.
@@ -132,6 +133,7 @@ class HyperNetwork(nn.Module):
             body_hidden: the MLP body's hidden widths.
             include: which parameters to generate (glob patterns on names).
             init: see :mod:`hypercore.init`.
+            gain: the target's activation gain (``sqrt(2)`` for ReLU, 1 for tanh).
             **head_options: passed to the head (e.g. ``chunk_size=256``).
         """
         if head not in HEADS:
@@ -144,6 +146,7 @@ class HyperNetwork(nn.Module):
             body,
             HEADS[head](body.out_features, target.spec, **head_options),
             init=init,
+            gain=gain,
         )
 
     @torch.no_grad()
