@@ -11,7 +11,7 @@ import math
 import torch
 from torch import nn
 
-from hypercore.errors import UnknownTaskError
+from hypercore.errors import check_task_ids
 from hypercore.target import Target
 from hypercore.target.spec import ParamInfo
 
@@ -52,13 +52,37 @@ class TaskWeightTable(nn.Module):
 
     def generate(self, task: int | torch.Tensor) -> dict[str, torch.Tensor]:
         """Task ``task``'s weights: ``{name: (*shape)}`` or ``{name: (B, *shape)}``."""
-        bad = (torch.as_tensor(task) < 0) | (torch.as_tensor(task) >= self.num_tasks)
-        if bool(bad.any()):
-            raise UnknownTaskError(
-                f"task id {int(torch.as_tensor(task)[bad].reshape(-1)[0])} is out of range: "
-                f"this table has num_tasks={self.num_tasks} (ids 0..{self.num_tasks - 1})"
-            )
+        check_task_ids(task, self.num_tasks, "TaskWeightTable")
         return {info.name: t[task] for info, t in zip(self.target.spec, self.tables, strict=True)}
 
     def forward(self, x: torch.Tensor, task: int | torch.Tensor) -> torch.Tensor:
         return self.target(x, self.generate(task))
+
+
+class TaskConcat(nn.Module):
+    """One shared network whose input is ``[x, one_hot(task)]``: additive task conditioning.
+
+    The usual non-hypernetwork way to make one network serve several tasks: the
+    task code enters the first layer as extra inputs, so it can only shift that
+    layer's pre-activations, :math:`W [x; e_t] = W_x x + w_t`; a
+    hypernetwork can change every weight with the task.
+
+    Args:
+        module: a network taking ``in_features + num_tasks`` inputs per sample.
+        num_tasks: how many tasks (the one-hot width).
+
+    Call with:
+        ``x`` ``(B, in_features)`` and a task id (int) or ``(B,)`` task ids.
+    """
+
+    def __init__(self, module: nn.Module, num_tasks: int):
+        super().__init__()
+        self.module = module
+        self.num_tasks = num_tasks
+
+    def forward(self, x: torch.Tensor, task: int | torch.Tensor) -> torch.Tensor:
+        task = torch.as_tensor(task, device=x.device)
+        check_task_ids(task, self.num_tasks, "TaskConcat")
+        task = task.expand(x.shape[0]) if task.dim() == 0 else task
+        code = nn.functional.one_hot(task, self.num_tasks).to(x.dtype)
+        return self.module(torch.cat([x, code], dim=1))

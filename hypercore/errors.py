@@ -62,3 +62,14 @@ def check_like(name: str, value: torch.Tensor, reference: torch.Tensor) -> None:
             f"{name}: expected device {reference.device}, got {value.device} "
             "(move the hypernetwork and its inputs to one device with .to(device))"
         )
+
+
+def check_task_ids(task: int | torch.Tensor, num_tasks: int, owner: str) -> None:
+    """Raise :class:`UnknownTaskError` naming the first id outside ``[0, num_tasks)``."""
+    ids = torch.as_tensor(task)
+    bad = (ids < 0) | (ids >= num_tasks)
+    if bool(bad.any()):
+        raise UnknownTaskError(
+            f"task id {int(ids[bad].reshape(-1)[0])} is out of range: this {owner} has "
+            f"num_tasks={num_tasks} (ids 0..{num_tasks - 1})"
+        )

@@ -35,6 +35,7 @@ HEADS: dict[str, type[Head]] = {
     "lowrank": LowRankHead,
 }
 
+
 def take(weight: torch.Tensor | StructuredWeight, index: int | torch.Tensor):
     """``weight[index]`` along the leading (condition) dimension; structured weights too."""
     if isinstance(weight, StructuredWeight):

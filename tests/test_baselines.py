@@ -41,3 +41,16 @@ def test_repeated_task_ids_generate_each_task_once():
     hnet.head.register_forward_hook(lambda m, i, o: calls.append(i[0].shape[0]))
     hnet(torch.randn(6, 6), torch.tensor([0, 1, 1, 2, 0, 1]))
     assert calls == [3]
+
+
+def test_task_concat_appends_a_one_hot_code():
+    from hypercore.baselines import TaskConcat
+
+    net = TaskConcat(torch.nn.Linear(6 + 3, 2), num_tasks=3)
+    x = torch.randn(4, 6)
+    tasks = torch.tensor([0, 2, 1, 2])
+    expected = net.module(torch.cat([x, torch.eye(3)[tasks]], 1))
+    torch.testing.assert_close(net(x, tasks), expected)
+    torch.testing.assert_close(net(x, 2), net.module(torch.cat([x, torch.eye(3)[[2] * 4]], 1)))
+    with pytest.raises(hc.UnknownTaskError, match="task id 5"):
+        net(x, 5)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from hypercore.errors import DtypeDeviceError, ShapeError, UnknownTaskError, shape_str
+from hypercore.errors import DtypeDeviceError, ShapeError, check_task_ids, shape_str
 from hypercore.inputs.base import Conditioner
 
 
@@ -39,12 +39,6 @@ class TaskEmbedding(Conditioner):
     def config(self) -> dict:
         return {"num_tasks": self.num_tasks, "dim": self.out_features, "init_std": self.init_std}
 
-    def _out_of_range(self, bad: int) -> UnknownTaskError:
-        return UnknownTaskError(
-            f"task id {bad} is out of range: this TaskEmbedding has num_tasks="
-            f"{self.num_tasks} (ids 0..{self.num_tasks - 1})"
-        )
-
     def forward(self, task: int | torch.Tensor) -> torch.Tensor:
         if isinstance(task, bool) or not isinstance(task, int | torch.Tensor):
             raise TypeError(
@@ -52,15 +46,13 @@ class TaskEmbedding(Conditioner):
             )
         if isinstance(task, int):
             if not 0 <= task < self.num_tasks:
-                raise self._out_of_range(task)
+                check_task_ids(task, self.num_tasks, "TaskEmbedding")
             return self.weight[task]
         if task.dtype.is_floating_point or task.dtype == torch.bool:
             raise DtypeDeviceError(f"task: expected an integer tensor, got dtype {task.dtype}")
         if task.dim() > 1:
             raise ShapeError(f"task: expected shape () or (B,), got {shape_str(task.shape)}")
-        bad = (task < 0) | (task >= self.num_tasks)
-        if bool(bad.any()):
-            raise self._out_of_range(int(task[bad].reshape(-1)[0]))
+        check_task_ids(task, self.num_tasks, "TaskEmbedding")
         return self.weight[task.to(self.weight.device)]
 
     def distinct(self, task: int | torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
