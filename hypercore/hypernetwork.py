@@ -15,6 +15,7 @@ from hypercore.heads import (
     ChunkWiseHead,
     ComponentWiseHead,
     Head,
+    KernelTileHead,
     LowRankHead,
     MultiHead,
     OnceHead,
@@ -33,6 +34,7 @@ HEADS: dict[str, type[Head]] = {
     "chunk": ChunkWiseHead,
     "scaling": ScalingHead,
     "lowrank": LowRankHead,
+    "tiles": KernelTileHead,
 }
 
 
@@ -130,7 +132,7 @@ class HyperNetwork(nn.Module):
             module: the target module (or an existing :class:`Target`).
             conditioner: what the weights depend on.
             head: ``"once"``, ``"multiple"``, ``"component"``, ``"chunk"``,
-                ``"scaling"`` or ``"lowrank"``.
+                ``"scaling"``, ``"lowrank"`` or ``"tiles"`` (conv kernels).
             body_hidden: the MLP body's hidden widths.
             include: which parameters to generate (glob patterns on names).
             init: see :mod:`hypercore.init`.

@@ -1,12 +1,14 @@
 """Hypernetwork heads (output strategies): once, multiple, component-wise, chunk-wise,
-and structured modulations of base weights (scaling, low-rank)."""
+structured modulations of base weights (scaling, low-rank), and Ha et al.'s
+kernel tiles for convolutional targets."""
 
 from hypercore.heads.base import Head, RowwiseHead
 from hypercore.heads.chunk import ChunkWiseHead
 from hypercore.heads.component import ComponentWiseHead
+from hypercore.heads.kernel_tiles import KernelTileHead
 from hypercore.heads.multiple import MultiHead
 from hypercore.heads.once import OnceHead
-from hypercore.heads.shared import EmbeddingGenerator, SharedGeneratorHead
+from hypercore.heads.shared import EmbeddingGenerator, ScaledOutputHead, SharedGeneratorHead
 from hypercore.heads.structured import LowRankHead, ModulationHead, ScalingHead
 
 __all__ = [
@@ -14,11 +16,13 @@ __all__ = [
     "ComponentWiseHead",
     "EmbeddingGenerator",
     "Head",
+    "KernelTileHead",
     "LowRankHead",
     "ModulationHead",
     "MultiHead",
     "OnceHead",
     "RowwiseHead",
+    "ScaledOutputHead",
     "ScalingHead",
     "SharedGeneratorHead",
 ]

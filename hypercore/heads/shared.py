@@ -46,42 +46,23 @@ class EmbeddingGenerator(nn.Module):
         return self.out(self.activation(a))  # (N, K, out_features)
 
 
-class SharedGeneratorHead(Head):
-    r"""Base of component-wise and chunk-wise heads.
+class ScaledOutputHead(Head):
+    r"""A head whose raw output is rescaled per generated number by fixed buffers.
 
     Generated numbers are :math:`\theta = o + s \odot r(h)`, where :math:`r` is
     the raw generator output and :math:`s, o` are fixed per-number buffers set
-    by the init. One generator output unit serves numbers of different target
-    tensors (with different fan-ins), so Chang et al.'s per-row variance rule
-    cannot be applied to its weights; the fixed scale :math:`s` applies it to
-    the output instead, and the offset :math:`o` carries bias-HyperInit's
+    by the init. When one generator output unit serves numbers of different
+    target tensors (with different fan-ins), Chang et al.'s per-row variance
+    rule cannot be applied to its weights; the fixed scale :math:`s` applies it
+    to the output instead, and the offset :math:`o` carries bias-HyperInit's
     standard target init. With init ``"default"``, :math:`s = 1, o = 0`.
+    Subclasses implement :meth:`raw`.
     """
 
-    def __init__(
-        self,
-        in_features: int,
-        spec: WeightSpec,
-        num_pieces: int,
-        piece_size: int,
-        embedding_dim: int,
-        hidden: int,
-        activation: str,
-    ):
+    def __init__(self, in_features: int, spec: WeightSpec):
         super().__init__(in_features, spec)
-        self.embedding_dim, self.hidden, self.activation = embedding_dim, hidden, activation
-        self.generator = EmbeddingGenerator(
-            in_features, num_pieces, embedding_dim, hidden, piece_size, activation
-        )
         self.register_buffer("scale", torch.ones(spec.total))
         self.register_buffer("offset", torch.zeros(spec.total))
-
-    def config(self) -> dict:
-        return {
-            "embedding_dim": self.embedding_dim,
-            "hidden": self.hidden,
-            "activation": self.activation,
-        }
 
     def raw(self, h: torch.Tensor) -> torch.Tensor:
         """The generator's output as one flat vector per condition, ``(N, total)``."""
@@ -101,3 +82,31 @@ class SharedGeneratorHead(Head):
         raw_sq_mean = float(self.raw(features).pow(2).mean())
         self.scale.copy_((variance / max(raw_sq_mean, 1e-12)).sqrt())
         self.offset.copy_(mean)
+
+
+class SharedGeneratorHead(ScaledOutputHead):
+    """Base of component-wise and chunk-wise heads: an :class:`EmbeddingGenerator`
+    evaluated for every piece, with :class:`ScaledOutputHead`'s output scaling."""
+
+    def __init__(
+        self,
+        in_features: int,
+        spec: WeightSpec,
+        num_pieces: int,
+        piece_size: int,
+        embedding_dim: int,
+        hidden: int,
+        activation: str,
+    ):
+        super().__init__(in_features, spec)
+        self.embedding_dim, self.hidden, self.activation = embedding_dim, hidden, activation
+        self.generator = EmbeddingGenerator(
+            in_features, num_pieces, embedding_dim, hidden, piece_size, activation
+        )
+
+    def config(self) -> dict:
+        return {
+            "embedding_dim": self.embedding_dim,
+            "hidden": self.hidden,
+            "activation": self.activation,
+        }
