@@ -86,3 +86,24 @@ class TaskConcat(nn.Module):
         task = task.expand(x.shape[0]) if task.dim() == 0 else task
         code = nn.functional.one_hot(task, self.num_tasks).to(x.dtype)
         return self.module(torch.cat([x, code], dim=1))
+
+
+def prototype_classifier(
+    features: torch.Tensor, labels: torch.Tensor, num_classes: int
+) -> dict[str, torch.Tensor]:
+    r"""The linear layer of a prototypical network (Snell et al., 2017), in closed form.
+
+    With class means :math:`p_n` of the support features, the weights
+    :math:`w_n = p_n, b_n = -\tfrac12 \lVert p_n \rVert^2` give logits
+    :math:`x^\top p_n - \tfrac12 \lVert p_n\rVert^2 = -\tfrac12 \lVert x - p_n \rVert^2
+    + \tfrac12 \lVert x \rVert^2`: the softmax of a prototypical network with
+    squared Euclidean distance (scaled by 1/2). No parameters are learned here:
+    the baseline to a hypernetwork that *learns* how to write the layer.
+
+    Shapes:
+        ``features (E, S, d)``, ``labels (E, S)`` -> ``{"weight": (E, N, d), "bias": (E, N)}``.
+    """
+    one_hot = nn.functional.one_hot(labels, num_classes).to(features.dtype)  # (E, S, N)
+    counts = one_hot.sum(1).clamp_min(1).unsqueeze(-1)  # (E, N, 1)
+    prototypes = one_hot.transpose(1, 2) @ features / counts  # (E, N, d)
+    return {"weight": prototypes, "bias": -0.5 * prototypes.pow(2).sum(-1)}

@@ -1,7 +1,16 @@
-"""Hypernetwork bodies (the hypernetwork's own architecture)."""
+"""Hypernetwork architectures: MLP bodies, the HyperLSTM (recurrent) and a
+support-set transformer (attention)."""
 
+from hypercore.bodies.attention import SupportSetTransformer
 from hypercore.bodies.base import Body
 from hypercore.bodies.hyperlstm import HyperLSTM, HyperLSTMCell
 from hypercore.bodies.mlp import MLPBody, make_activation
 
-__all__ = ["Body", "HyperLSTM", "HyperLSTMCell", "MLPBody", "make_activation"]
+__all__ = [
+    "Body",
+    "HyperLSTM",
+    "HyperLSTMCell",
+    "MLPBody",
+    "SupportSetTransformer",
+    "make_activation",
+]
