@@ -7,10 +7,13 @@ target``), following the taxonomy of Chauhan et al. (2023):
 * :mod:`hypercore.target`: wrap any ``nn.Module`` and choose the generated
   parameters; apply shared or per-sample weights (batched).
 * :mod:`hypercore.inputs`: task-, data- and noise-conditioned inputs.
-* :mod:`hypercore.bodies`: the hypernetwork's own architecture.
+* :mod:`hypercore.bodies`: the hypernetwork's own architecture (MLP, the
+  recurrent HyperLSTM, a support-set transformer).
 * :mod:`hypercore.heads`: output strategies (once, multiple, component-wise,
   chunk-wise; scaling and low-rank modulations of learned base weights).
 * :mod:`hypercore.init`: hyperfan-in/-out and bias-HyperInit.
+* :mod:`hypercore.dynamic`: dynamic outputs (targets whose shape varies).
+* :mod:`hypercore.baselines`: the same call signature without a hypernetwork.
 * :mod:`hypercore.data`, :mod:`hypercore.train`, :mod:`hypercore.checkpoint`,
   :mod:`hypercore.book`: data, training loop, safe checkpoints, notebook support.
 """
@@ -18,8 +21,9 @@ target``), following the taxonomy of Chauhan et al. (2023):
 __version__ = "0.1.0"
 
 from hypercore import errors
-from hypercore.bodies import Body, MLPBody
+from hypercore.bodies import Body, HyperLSTM, HyperLSTMCell, MLPBody, SupportSetTransformer
 from hypercore.checkpoint import load, read_config, save
+from hypercore.dynamic import CoordinateHyperNetwork
 from hypercore.errors import (
     DtypeDeviceError,
     HypercoreError,
@@ -50,10 +54,13 @@ __all__ = [
     "ChunkWiseHead",
     "ComponentWiseHead",
     "Conditioner",
+    "CoordinateHyperNetwork",
     "DataEncoder",
     "DtypeDeviceError",
     "Head",
     "History",
+    "HyperLSTM",
+    "HyperLSTMCell",
     "HyperNetwork",
     "HypercoreError",
     "KernelTileHead",
@@ -67,6 +74,7 @@ __all__ = [
     "RowScaled",
     "ScalingHead",
     "ShapeError",
+    "SupportSetTransformer",
     "Target",
     "TaskEmbedding",
     "UnknownTaskError",
