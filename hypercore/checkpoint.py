@@ -21,6 +21,7 @@ from torch import nn
 from hypercore.config import build
 from hypercore.errors import HypercoreError
 from hypercore.hypernetwork import HyperNetwork
+from hypercore.stability import spectral_normalize
 from hypercore.target import Target
 
 FORMAT_VERSION = 1
@@ -105,6 +106,8 @@ def load(
         hnet = HyperNetwork(
             target, conditioner, body, head, init=config["init"], gain=config["gain"]
         )
+        if config.get("spectral_norm"):
+            spectral_normalize(hnet)
     with safe_open(str(path), framework="pt", device=str(device)) as f:
         tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open is not a dict)
     hnet.to(device)

@@ -19,6 +19,7 @@ from hypercore.heads import (
     LowRankHead,
     MultiHead,
     OnceHead,
+    ResidualHead,
     ScalingHead,
 )
 from hypercore.init import DEFAULT_INIT, check_method
@@ -124,6 +125,7 @@ class HyperNetwork(nn.Module):
         include: Patterns | None = "*",
         init: str = DEFAULT_INIT,
         gain: float = math.sqrt(2.0),
+        residual: bool = False,
         **head_options: Any,
     ) -> HyperNetwork:
         """The common case in one call: an MLP body and a head chosen by name.
@@ -137,17 +139,22 @@ class HyperNetwork(nn.Module):
             include: which parameters to generate (glob patterns on names).
             init: see :mod:`hypercore.init`.
             gain: the target's activation gain (``sqrt(2)`` for ReLU, 1 for tanh).
+            residual: wrap the head in a :class:`~hypercore.heads.ResidualHead`
+                (learned base weights plus a generated deviation).
             **head_options: passed to the head (e.g. ``chunk_size=256``).
         """
         if head not in HEADS:
             raise HypercoreError(f"head: expected one of {list(HEADS)}, got {head!r}")
         target = module if isinstance(module, Target) else Target(module, include)
         body = MLPBody(conditioner.out_features, body_hidden)
+        made = HEADS[head](body.out_features, target.spec, **head_options)
+        if residual:
+            made = ResidualHead(body.out_features, target.spec, made)
         return cls(
             target,
             conditioner,
             body,
-            HEADS[head](body.out_features, target.spec, **head_options),
+            made,
             init=init,
             gain=gain,
         )
@@ -237,4 +244,5 @@ class HyperNetwork(nn.Module):
             "head": describe(self.head, "head"),
             "init": self.init_method,
             "gain": self.gain,
+            "spectral_norm": bool(getattr(self, "spectral_norm", False)),
         }

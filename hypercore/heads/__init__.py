@@ -8,6 +8,7 @@ from hypercore.heads.component import ComponentWiseHead
 from hypercore.heads.kernel_tiles import KernelTileHead
 from hypercore.heads.multiple import MultiHead
 from hypercore.heads.once import OnceHead
+from hypercore.heads.residual import ResidualHead
 from hypercore.heads.shared import EmbeddingGenerator, ScaledOutputHead, SharedGeneratorHead
 from hypercore.heads.structured import LowRankHead, ModulationHead, ScalingHead
 
@@ -21,6 +22,7 @@ __all__ = [
     "ModulationHead",
     "MultiHead",
     "OnceHead",
+    "ResidualHead",
     "RowwiseHead",
     "ScaledOutputHead",
     "ScalingHead",
