@@ -1,5 +1,8 @@
 """Benchmark: applying per-sample weights, hypercore vs a Python loop vs hand-written kernels.
 
+The workloads live in :mod:`hypercore.bench.per_sample` (the performance
+chapter runs them too); this script prints their table.
+
 Two targets with a different weight set for every sample of a batch:
 
 * MLP: ``Linear(64, 64) -> ReLU -> Linear(64, 10)`` on ``(B, 64)`` inputs;
@@ -32,115 +35,9 @@ import platform
 import sys
 
 import torch
-import torch.nn.functional as F
-from torch import nn
-from torch.utils import benchmark
 
-from hypercore import Target
+from hypercore.bench.per_sample import TARGETS, per_sample_rows
 from hypercore.book.setup import device_name, resolve_device
-
-TARGETS = {"loop speed-up": 20.0, "vs hand-written": 1.3}
-
-
-def mlp_case(batch: int, device: torch.device):
-    module = nn.Sequential(nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 10)).to(device)
-    target = Target(module)
-    x = torch.randn(batch, 64, device=device)
-    weights = {n: 0.1 * torch.randn(batch, *s, device=device) for n, s in target.shapes.items()}
-
-    def hypercore_fn(x, w):
-        return target(x, w)
-
-    def loop_fn(x, w):
-        rows = []
-        for b in range(x.shape[0]):
-            h = F.relu(F.linear(x[b], w["0.weight"][b], w["0.bias"][b]))
-            rows.append(F.linear(h, w["2.weight"][b], w["2.bias"][b]))
-        return torch.stack(rows)
-
-    def hand_fn(x, w):
-        h = torch.baddbmm(w["0.bias"].unsqueeze(1), x.unsqueeze(1), w["0.weight"].transpose(1, 2))
-        y = torch.baddbmm(w["2.bias"].unsqueeze(1), h.relu(), w["2.weight"].transpose(1, 2))
-        return y.squeeze(1)
-
-    return x, weights, {"hypercore": hypercore_fn, "loop": loop_fn, "hand-written": hand_fn}
-
-
-def conv_case(batch: int, device: torch.device):
-    module = nn.Conv2d(16, 16, 3, padding=1).to(device)
-    target = Target(module)
-    x = torch.randn(batch, 16, 16, 16, device=device)
-    weights = {n: 0.1 * torch.randn(batch, *s, device=device) for n, s in target.shapes.items()}
-
-    def hypercore_fn(x, w):
-        return target(x, w)
-
-    def loop_fn(x, w):
-        return torch.cat(
-            [
-                F.conv2d(x[b : b + 1], w["weight"][b], w["bias"][b], padding=1)
-                for b in range(x.shape[0])
-            ]
-        )
-
-    def grouped_fn(x, w):
-        b, c, h, wd = x.shape
-        y = F.conv2d(
-            x.reshape(1, b * c, h, wd),
-            w["weight"].reshape(b * 16, c, 3, 3),
-            w["bias"].reshape(b * 16),
-            padding=1,
-            groups=b,
-        )
-        return y.view(b, 16, h, wd)
-
-    def unfold_fn(x, w):
-        b, c, h, wd = x.shape
-        patches = F.pad(x, (1, 1, 1, 1)).unfold(2, 3, 1).unfold(3, 3, 1)  # (B, C, H, W, 3, 3)
-        cols = patches.permute(0, 1, 4, 5, 2, 3).reshape(b, c * 9, h * wd)  # one copy
-        y = torch.baddbmm(w["bias"].unsqueeze(2), w["weight"].reshape(b, 16, c * 9), cols)
-        return y.view(b, 16, h, wd)
-
-    return (
-        x,
-        weights,
-        {
-            "hypercore": hypercore_fn,
-            "loop": loop_fn,
-            "hand-written": grouped_fn,
-            "hand-written unfold": unfold_fn,
-        },
-    )
-
-
-def time_call(fn, x, weights, backward: bool, min_time: float) -> float:
-    """Median seconds per call."""
-    if backward:
-        x = x.detach().requires_grad_()
-        weights = {n: w.detach().requires_grad_() for n, w in weights.items()}
-        inputs = [x, *weights.values()]
-
-        def step():
-            out = fn(x, weights)
-            torch.autograd.grad(out.sum(), inputs)
-    else:
-
-        def step():
-            with torch.no_grad():
-                fn(x, weights)
-
-    # check the three implementations agree before timing them
-    step()
-    timer = benchmark.Timer(
-        stmt="step()", globals={"step": step}, num_threads=torch.get_num_threads()
-    )
-    return timer.blocked_autorange(min_run_time=min_time).median
-
-
-def check_agreement(x, weights, fns) -> float:
-    with torch.no_grad():
-        ref = fns["hand-written"](x, weights)
-        return max(float((fn(x, weights) - ref).abs().max()) for fn in fns.values())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -153,30 +50,11 @@ def main(argv: list[str] | None = None) -> int:
     device = resolve_device(args.device)
     torch.manual_seed(0)
 
-    rows = []
-    for case_name, case in (("MLP 64-64-10", mlp_case), ("conv 16->16 3x3, 16x16", conv_case)):
-        x, weights, fns = case(args.batch, device)
-        error = check_agreement(x, weights, fns)
-        if error > 1e-3:
-            print(f"{case_name}: implementations disagree by {error:.2e}", file=sys.stderr)
-            return 1
-        for backward in (False, True):
-            t = {k: time_call(fn, x, weights, backward, args.min_time) for k, fn in fns.items()}
-            best = min(v for k, v in t.items() if k.startswith("hand-written"))
-            rows.append(
-                {
-                    "target": case_name,
-                    "pass": "forward+backward" if backward else "forward",
-                    "hypercore ms": 1e3 * t["hypercore"],
-                    "loop ms": 1e3 * t["loop"],
-                    "hand-written ms": 1e3 * best,
-                    "loop speed-up": t["loop"] / t["hypercore"],
-                    "vs hand-written": t["hypercore"] / best,
-                    "hand-written kind": min(
-                        (k for k in t if k.startswith("hand-written")), key=t.get
-                    ),
-                }
-            )
+    try:
+        rows = per_sample_rows(device, args.batch, args.min_time)
+    except RuntimeError as err:
+        print(err, file=sys.stderr)
+        return 1
 
     print(
         f"Per-sample weights, batch {args.batch}, on {device_name(device)} "
@@ -186,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
         f"targets: loop speed-up >= {TARGETS['loop speed-up']:.0f}x, "
         f"hypercore / hand-written <= {TARGETS['vs hand-written']}x\n"
     )
-    header = list(rows[0])
+    header = [k for k in rows[0] if k != "batch"]
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))
     for r in rows:

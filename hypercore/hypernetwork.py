@@ -46,6 +46,10 @@ def take(weight: torch.Tensor | StructuredWeight, index: int | torch.Tensor):
     return weight[index]
 
 
+#: A batch with at most this many distinct conditions (e.g. task ids) runs one
+#: dense call per condition; more run with per-sample weights.
+GROUPED_LIMIT = 16
+
 #: How many example conditions the init runs through the body to measure E[h^2].
 INIT_EXAMPLES = 256
 
@@ -204,11 +208,30 @@ class HyperNetwork(nn.Module):
         """``target(x)`` with the weights for ``condition``.
 
         For a data-conditioned hypernetwork (:class:`~hypercore.inputs.DataEncoder`)
-        the condition defaults to ``x`` itself.
+        the condition defaults to ``x`` itself. A batch whose conditions take only
+        a few distinct values (at most :data:`GROUPED_LIMIT`, e.g. a mixed-task
+        batch) runs one dense call per value with that value's shared weights;
+        the result equals the per-sample computation.
         """
         if condition is None and self.conditioner.conditions_on_data:
             condition = x
+        distinct = self.conditioner.distinct(condition)
+        if distinct is not None and len(distinct[0]) <= GROUPED_LIMIT and not args and not kwargs:
+            return self._grouped_forward(x, *distinct)
         return self.target(x, self.generate(condition), *args, **kwargs)
+
+    def _grouped_forward(self, x: torch.Tensor, values: Any, inverse: torch.Tensor):
+        """A batch drawn from a few distinct conditions: run each group with its shared
+        weights (a few dense calls), instead of gathering one weight set per sample."""
+        weights = self.generate(values)  # one weight set per distinct condition
+        order = torch.argsort(inverse, stable=True)
+        sizes = torch.bincount(inverse, minlength=len(values)).tolist()
+        outputs = [
+            self.target(chunk, {name: take(w, group) for name, w in weights.items()})
+            for group, chunk in enumerate(x[order].split(sizes))
+            if len(chunk)
+        ]
+        return torch.cat(outputs)[torch.argsort(order)]
 
     def parameter_counts(self) -> dict[str, int]:
         """Trainable parameters of each part, and the size of one generated weight set."""

@@ -66,6 +66,7 @@ class WeightSpec:
         self.params: tuple[ParamInfo, ...] = tuple(params)
         self.by_name: dict[str, ParamInfo] = {p.name: p for p in params}
         self.total: int = sum(p.numel for p in params)
+        self._sizes = [p.numel for p in params]
 
     def __iter__(self) -> Iterator[ParamInfo]:
         return iter(self.params)
@@ -92,8 +93,9 @@ class WeightSpec:
                 f"flat weights: expected shape (N, {self.total}), got {shape_str(flat.shape)}"
             )
         n = flat.shape[0]
+        pieces = flat.split(self._sizes, dim=1)
         return {
-            p.name: flat[:, p.offset : p.offset + p.numel].reshape(n, *p.shape) for p in self.params
+            p.name: piece.reshape(n, *p.shape) for p, piece in zip(self.params, pieces, strict=True)
         }
 
     def flatten(self, weights: Mapping[str, torch.Tensor]) -> torch.Tensor:

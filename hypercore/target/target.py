@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
 
 import torch
@@ -206,7 +207,8 @@ class Target(nn.Module):
         batch = x.shape[0] if isinstance(x, torch.Tensor) and x.dim() > 0 else None
         shared, per_sample = self._sort_weights(weights, batch)
         if not per_sample:
-            return functional_call(self.module, shared, (x, *args), kwargs)
+            with self._substituted(shared):
+                return self.module(x, *args, **kwargs)
         groups: dict[str, dict[str, torch.Tensor]] = {}
         for name, w in per_sample.items():
             owner, local = self._owner[name]
@@ -214,6 +216,26 @@ class Target(nn.Module):
         if all(self._fast[path] for path in groups):
             return self._fast_per_sample(x, shared, groups, args, kwargs)
         return self._vmap_per_sample(x, shared, per_sample, args, kwargs)
+
+    @contextlib.contextmanager
+    def _substituted(self, shared: dict[str, torch.Tensor]):
+        """Put ``shared`` tensors in place of the module's parameters for one call.
+
+        A direct swap in each owner's parameter dict: what
+        ``torch.func.functional_call`` does, without its generality (and its
+        cost, about a third of a small hypernetwork's forward pass).
+        """
+        saved = []
+        try:
+            for name, w in shared.items():
+                owner, local = self._owner[name]
+                module = self._owner_modules[owner]
+                saved.append((module, local, module._parameters[local]))
+                module._parameters[local] = w
+            yield
+        finally:
+            for module, local, original in reversed(saved):
+                module._parameters[local] = original
 
     def _fast_per_sample(self, x, shared, groups, args, kwargs):
         # Swap in a batched forward for each layer with per-sample weights, for
@@ -223,9 +245,8 @@ class Target(nn.Module):
         for mod, local_weights in zip(owners, groups.values(), strict=True):
             object.__setattr__(mod, "forward", FAST_PATHS[type(mod)](mod, local_weights))
         try:
-            if shared:
-                return functional_call(self.module, shared, (x, *args), kwargs)
-            return self.module(x, *args, **kwargs)
+            with self._substituted(shared):
+                return self.module(x, *args, **kwargs)
         finally:
             for mod in owners:
                 object.__delattr__(mod, "forward")

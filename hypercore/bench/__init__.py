@@ -1,0 +1,1 @@
+"""Benchmark workloads, shared by the benchmark scripts and the performance chapter."""
