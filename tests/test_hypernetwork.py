@@ -246,3 +246,13 @@ def test_target_must_wrap_a_module():
         Target(lambda x: x)
     with pytest.raises(TypeError, match="target: expected a hypercore.Target"):
         HyperNetwork(nn.Linear(2, 2), TaskEmbedding(1, 2), MLPBody(2), None)
+
+
+def test_grouped_forward_equals_per_sample_weights():
+    hnet = build("once")
+    x, tasks = torch.randn(9, 6), torch.tensor([2, 0, 2, 1, 0, 0, 2, 1, 1])
+    grouped = hnet(x, tasks)  # few distinct tasks: one dense call per task
+    per_sample = hnet.target(x, hnet.generate(tasks))  # gathered per-sample weights
+    torch.testing.assert_close(grouped, per_sample)
+    grouped.sum().backward()
+    assert hnet.conditioner.weight.grad.abs().sum() > 0
