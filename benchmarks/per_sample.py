@@ -1,30 +1,13 @@
 """Benchmark: applying per-sample weights, hypercore vs a Python loop vs hand-written kernels.
 
-The workloads live in :mod:`hypercore.bench.per_sample` (the performance
-chapter runs them too); this script prints their table.
-
-Two targets with a different weight set for every sample of a batch:
-
-* MLP: ``Linear(64, 64) -> ReLU -> Linear(64, 10)`` on ``(B, 64)`` inputs;
-* conv: ``Conv2d(16, 16, 3, padding=1)`` on ``(B, 16, 16, 16)`` images.
-
-For each, three implementations of the same computation:
-
-* ``hypercore``: ``Target(module)(x, weights)`` with ``(B, *shape)`` weights;
-* ``loop``: a Python loop over samples calling ``F.linear`` / ``F.conv2d``
-  (the cheapest loop: no module machinery at all);
-* ``hand-written``: ``torch.baddbmm`` for the MLP; for the conv layer both
-  one grouped convolution and im2col (strided views, one copy) + ``baddbmm``,
-  written out by hand for exactly this target. Ratios are taken against the
-  faster of the hand-written versions.
-
-Timed with ``torch.utils.benchmark`` (median of blocked runs, CUDA
-synchronised), forward only and forward + backward (gradients for the input
-and every weight), all in one run so the ratios compare like with like.
+Prints the table of :mod:`hypercore.bench.per_sample` (an MLP and a conv
+target, forward and forward+backward; its docstring describes the workloads)
+for one batch size, with the ratios measured in the same run. The performance
+chapter runs the same workloads at several batch sizes.
 
 Usage::
 
-    python benchmarks/per_sample.py [--device auto] [--batch 256] [--min-time 0.5]
+    python benchmarks/per_sample.py [--device auto] [--batch 256] [--min-time 0.5] [--json F]
 """
 
 from __future__ import annotations
