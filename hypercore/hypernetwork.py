@@ -194,10 +194,12 @@ class HyperNetwork(nn.Module):
             ``{name: (*shape)}`` when the conditioner gives one embedding (e.g.
             one task id), ``{name: (N, *shape)}`` when it gives ``N``.
         """
-        distinct = self.conditioner.distinct(condition)
+        return self._generate(condition, self.conditioner.distinct(condition))
+
+    def _generate(self, condition: Any, distinct: tuple | None) -> dict[str, torch.Tensor]:
         if distinct is not None:
             values, inverse = distinct
-            return {name: take(w, inverse) for name, w in self.generate(values).items()}
+            return {name: take(w, inverse) for name, w in self._generate(values, None).items()}
         e = self.conditioner(condition)  # (E,) or (N, E)
         weights = self.head(self.body(self._as_batch(e)))  # {name: (N, *shape)}
         if e.dim() == 1:
@@ -218,18 +220,17 @@ class HyperNetwork(nn.Module):
         distinct = self.conditioner.distinct(condition)
         if distinct is not None and len(distinct[0]) <= GROUPED_LIMIT and not args and not kwargs:
             return self._grouped_forward(x, *distinct)
-        return self.target(x, self.generate(condition), *args, **kwargs)
+        return self.target(x, self._generate(condition, distinct), *args, **kwargs)
 
     def _grouped_forward(self, x: torch.Tensor, values: Any, inverse: torch.Tensor):
         """A batch drawn from a few distinct conditions: run each group with its shared
         weights (a few dense calls), instead of gathering one weight set per sample."""
-        weights = self.generate(values)  # one weight set per distinct condition
+        weights = self._generate(values, None)  # one weight set per distinct condition
         order = torch.argsort(inverse, stable=True)
         sizes = torch.bincount(inverse, minlength=len(values)).tolist()
         outputs = [
             self.target(chunk, {name: take(w, group) for name, w in weights.items()})
             for group, chunk in enumerate(x[order].split(sizes))
-            if len(chunk)
         ]
         return torch.cat(outputs)[torch.argsort(order)]
 
