@@ -19,9 +19,6 @@ from torch.utils.checkpoint import checkpoint
 import hypercore as hc
 from hypercore import HyperNetwork, ShapeError, Target, TaskEmbedding
 
-#: Landed before the fix (the core redesign): each of these failed then.
-BEFORE_FIX = pytest.mark.xfail(strict=True, reason="weight application mutates the module")
-
 
 def mlp_reference(x, w):
     """The MLP 6-8-3 of ``make_mlp`` with weights ``w``, in plain torch."""
@@ -32,7 +29,6 @@ def mlp_reference(x, w):
 # -- threads ---------------------------------------------------------------------------
 
 
-@BEFORE_FIX
 def test_concurrent_mixed_task_calls_are_correct_and_leave_the_module_alone():
     torch.manual_seed(0)
     mlp = make_mlp()
@@ -69,7 +65,6 @@ def test_concurrent_mixed_task_calls_are_correct_and_leave_the_module_alone():
     assert [id(p) for p in mlp.parameters()] == originals
 
 
-@BEFORE_FIX
 def test_module_is_untouched_during_a_call():
     seen = []
 
@@ -89,7 +84,6 @@ def test_module_is_untouched_during_a_call():
 # -- the user's own forward, compilers, checkpointing, autocast --------------------------
 
 
-@BEFORE_FIX
 def test_an_instance_level_forward_survives_per_sample_calls():
     mlp = make_mlp()
     calls = []
@@ -105,7 +99,7 @@ def test_an_instance_level_forward_survives_per_sample_calls():
     assert mlp[0].forward is logged and calls == [torch.Size([4, 6])]
 
 
-@pytest.mark.parametrize("per_sample", [False, pytest.param(True, marks=BEFORE_FIX)])
+@pytest.mark.parametrize("per_sample", [False, True])
 def test_compile_fullgraph(per_sample):
     torch._dynamo.reset()
     target = Target(make_mlp())
@@ -115,7 +109,6 @@ def test_compile_fullgraph(per_sample):
     torch.testing.assert_close(compiled(x, w), target(x, w))
 
 
-@BEFORE_FIX
 def test_compile_fullgraph_mixed_task_batch():
     torch._dynamo.reset()
     hnet = HyperNetwork.build(make_mlp(), TaskEmbedding(5, 4), head="once")
@@ -134,7 +127,6 @@ class Checkpointed(nn.Module):
         return self.b(h)
 
 
-@BEFORE_FIX
 @pytest.mark.parametrize("per_sample", [False, True])
 def test_activation_checkpointing_inside_the_target(per_sample):
     target = Target(Checkpointed(reentrant=False))
@@ -163,7 +155,6 @@ def test_activation_checkpointing_inside_the_target(per_sample):
         torch.testing.assert_close(got[n], ref[n].grad)
 
 
-@BEFORE_FIX
 def test_bf16_autocast_through_the_target():
     hnet = HyperNetwork.build(make_mlp(), TaskEmbedding(3, 4), head="once")
     with torch.autocast("cpu", dtype=torch.bfloat16):
@@ -175,7 +166,6 @@ def test_bf16_autocast_through_the_target():
 # -- correctness of the optimisations ---------------------------------------------------
 
 
-@BEFORE_FIX
 def test_grouped_forward_with_training_batch_norm_equals_one_batched_forward():
     torch.manual_seed(0)
     net = nn.Sequential(nn.Linear(6, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 3))
@@ -187,7 +177,6 @@ def test_grouped_forward_with_training_batch_norm_equals_one_batched_forward():
     hnet(x, torch.tensor([0, 1, 1, 1, 1, 1, 1, 1, 1]))  # a group of one sample
 
 
-@BEFORE_FIX
 def test_task_ids_must_match_the_batch():
     hnet = HyperNetwork.build(make_mlp(), TaskEmbedding(3, 4), head="once")
     with pytest.raises(ShapeError, match=r"condition.*3.*batch of 4"):
@@ -209,7 +198,6 @@ class Tied(nn.Module):
         return self.decode(torch.tanh(self.encode(x)))
 
 
-@BEFORE_FIX
 def test_tied_parameters_stay_tied():
     target = Target(Tied())
     assert target.names == ["encode.weight"]
@@ -223,7 +211,6 @@ def test_tied_parameters_stay_tied():
     )
 
 
-@BEFORE_FIX
 def test_sequence_first_target_needs_and_uses_its_batch_dim():
     torch.manual_seed(0)
     lstm = nn.LSTM(3, 4)  # (T, B, F)
@@ -239,7 +226,6 @@ def test_sequence_first_target_needs_and_uses_its_batch_dim():
         torch.testing.assert_close(out[:, b : b + 1], ref, atol=1e-5, rtol=1e-4)
 
 
-@BEFORE_FIX
 @pytest.mark.parametrize("cell", [nn.LSTM, nn.GRU])
 def test_per_sample_recurrent_targets(cell):
     target = Target(cell(3, 4, batch_first=True))
@@ -251,7 +237,6 @@ def test_per_sample_recurrent_targets(cell):
         torch.testing.assert_close(out[b : b + 1], ref, atol=1e-5, rtol=1e-4)
 
 
-@BEFORE_FIX
 def test_per_sample_attention_with_key_and_value():
     mha = nn.MultiheadAttention(8, 2, batch_first=True)
     target = Target(mha, "in_proj_weight")
@@ -263,7 +248,6 @@ def test_per_sample_attention_with_key_and_value():
         torch.testing.assert_close(out[b : b + 1], ref, atol=1e-5, rtol=1e-4)
 
 
-@BEFORE_FIX
 def test_per_sample_dropout_in_training_mode():
     net = nn.Sequential(nn.Linear(6, 8), nn.Dropout(0.5), nn.LayerNorm(8), nn.Linear(8, 3))
     target = Target(net, "2.*")  # LayerNorm has no fast path: the general route
@@ -282,7 +266,6 @@ class TwoOutputs(nn.Module):
         return self.head(h), h
 
 
-@BEFORE_FIX
 def test_tuple_returning_target_on_the_grouped_path():
     hnet = HyperNetwork.build(TwoOutputs(), TaskEmbedding(3, 4), head="once")
     x, tasks = torch.randn(6, 6), torch.tensor([0, 2, 2, 1, 0, 0])

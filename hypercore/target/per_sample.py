@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from torch import nn
+from torch.nn.modules.utils import _pair
 
 from hypercore.target.structured import LowRank, RowScaled, StructuredWeight
 
@@ -114,7 +114,10 @@ def conv2d_per_sample(
     x: torch.Tensor,
     weight: torch.Tensor | StructuredWeight,
     bias: torch.Tensor | None,
-    conv: nn.Conv2d,
+    stride: int | tuple[int, int] = 1,
+    padding: int | str | tuple[int, int] = 0,
+    dilation: int | tuple[int, int] = 1,
+    groups: int = 1,
 ) -> torch.Tensor:
     r"""``nn.Conv2d`` with a kernel per sample, for the whole batch in one call.
 
@@ -134,18 +137,18 @@ def conv2d_per_sample(
             shared, or a structured weight (:class:`RowScaled` scales the output
             channels of one shared convolution; others are made dense).
         bias: ``(B, O)``, ``(O,)`` or ``None``.
-        conv: the module whose stride, padding, dilation, groups and padding mode apply.
+        stride, padding, dilation, groups: as in ``F.conv2d`` (zero padding; a
+            layer with another ``padding_mode`` pads its input first, as
+            ``nn.Conv2d`` does).
 
     Returns:
         ``(B, O, H', W')``.
     """
-    padding = conv.padding
-    if conv.padding_mode != "zeros":
-        x = F.pad(x, conv._reversed_padding_repeated_twice, mode=conv.padding_mode)
-        padding = (0, 0)
-    batch, groups = x.shape[0], conv.groups
+    stride, dilation = _pair(stride), _pair(dilation)
+    padding = padding if isinstance(padding, str) else _pair(padding)
+    batch = x.shape[0]
     if isinstance(weight, RowScaled):  # y = s * conv(x, W0), per output channel
-        y = F.conv2d(x, weight.base, None, conv.stride, padding, conv.dilation, groups)
+        y = F.conv2d(x, weight.base, None, stride, padding, dilation, groups)
         scale = weight.scale
         y = y * (scale.view(1, -1, 1, 1) if scale.dim() == 1 else scale.view(batch, -1, 1, 1))
         if bias is None:
@@ -154,7 +157,7 @@ def conv2d_per_sample(
     if isinstance(weight, StructuredWeight):
         weight = weight.dense()
     if weight.dim() == 4:  # shared kernel, per-sample bias
-        y = F.conv2d(x, weight, None, conv.stride, padding, conv.dilation, groups)
+        y = F.conv2d(x, weight, None, stride, padding, dilation, groups)
         if bias is None:
             return y
         return y + (bias.view(1, -1, 1, 1) if bias.dim() == 1 else bias.view(batch, -1, 1, 1))
@@ -163,12 +166,12 @@ def conv2d_per_sample(
     if strategy == "auto":
         strategy = "grouped"
         if x.is_cuda and not isinstance(padding, str):
-            h_out = _conv_output_size(x.shape[2], kh, conv.stride[0], padding[0], conv.dilation[0])
-            w_out = _conv_output_size(x.shape[3], kw, conv.stride[1], padding[1], conv.dilation[1])
+            h_out = _conv_output_size(x.shape[2], kh, stride[0], padding[0], dilation[0])
+            w_out = _conv_output_size(x.shape[3], kw, stride[1], padding[1], dilation[1])
             if batch * x.shape[1] * kh * kw * h_out * w_out <= UNFOLD_LIMIT:
                 strategy = "unfold"
     if strategy == "unfold" and not isinstance(padding, str):
-        cols, h_out, w_out = _im2col(x, kh, kw, conv.stride, padding, conv.dilation)
+        cols, h_out, w_out = _im2col(x, kh, kw, stride, padding, dilation)
         kernels = weight.reshape(batch, groups, out_channels // groups, -1)  # (B, g, O/g, K)
         cols = cols.view(batch, groups, -1, cols.shape[-1])  # (B, g, K, L)
         y = torch.matmul(kernels, cols).view(batch, out_channels, h_out, w_out)
@@ -178,9 +181,9 @@ def conv2d_per_sample(
             x.reshape(1, batch * x.shape[1], *x.shape[2:]),  # (1, B*C, H, W)
             weight.reshape(batch * out_channels, *weight.shape[2:]),  # (B*O, C/g, kh, kw)
             fused_bias,  # (B*O,) or None
-            conv.stride,
+            stride,
             padding,
-            conv.dilation,
+            dilation,
             batch * groups,
         )  # (1, B*O, H', W')
         y = y.view(batch, out_channels, y.shape[-2], y.shape[-1])
@@ -189,34 +192,3 @@ def conv2d_per_sample(
     if bias is None:
         return y
     return y + (bias.view(1, -1, 1, 1) if bias.dim() == 1 else bias.view(batch, -1, 1, 1))
-
-
-def _weight_and_bias(module: nn.Module, weights: dict[str, torch.Tensor]):
-    # Look the module's own attributes up only when needed (nn.Module.__getattr__
-    # is slow, and inside functional_call they are the substituted tensors).
-    weight = weights["weight"] if "weight" in weights else module.weight  # noqa: SIM401
-    bias = weights["bias"] if "bias" in weights else module.bias  # noqa: SIM401
-    return weight, bias
-
-
-def _linear_forward(module: nn.Linear, weights: dict[str, torch.Tensor]):
-    def forward(x: torch.Tensor) -> torch.Tensor:
-        return linear_per_sample(x, *_weight_and_bias(module, weights))
-
-    return forward
-
-
-def _conv2d_forward(module: nn.Conv2d, weights: dict[str, torch.Tensor]):
-    def forward(x: torch.Tensor) -> torch.Tensor:
-        return conv2d_per_sample(x, *_weight_and_bias(module, weights), module)
-
-    return forward
-
-
-#: Modules whose per-sample weights have a batched fast path: type -> forward factory.
-FAST_PATHS = {nn.Linear: _linear_forward, nn.Conv2d: _conv2d_forward}
-
-
-def has_fast_path(module: nn.Module) -> bool:
-    """True when ``module``'s per-sample weights can skip ``vmap``."""
-    return type(module) in FAST_PATHS

@@ -68,17 +68,22 @@ def select_parameters(
     if module_types is not None and not isinstance(module_types, tuple):
         module_types = (module_types,)
 
-    chosen: list[tuple[str, nn.Module, str]] = []  # (full name, owner, local name)
+    # A tied parameter (one tensor under several names) is generated once, under its
+    # first name, when any of its names is selected: it stays tied.
+    first: dict[int, tuple[str, nn.Module, str]] = {}
+    selected: set[int] = set()
     for owner_name, owner in module.named_modules():
-        for local, _ in owner.named_parameters(recurse=False):
+        for local, param in owner.named_parameters(recurse=False):
             full = f"{owner_name}.{local}" if owner_name else local
+            first.setdefault(id(param), (full, owner, local))
             if not any(fnmatch.fnmatchcase(full, p) for p in include_p):
                 continue
             if any(fnmatch.fnmatchcase(full, p) for p in exclude_p):
                 continue
             if module_types is not None and not isinstance(owner, module_types):
                 continue
-            chosen.append((full, owner, local))
+            selected.add(id(param))
+    chosen = [entry for key, entry in first.items() if key in selected]
 
     if not chosen:
         names = [n for n, _ in module.named_parameters()]
