@@ -76,6 +76,7 @@ def test_environment_overrides_the_profile(monkeypatch):
 
 def test_unknown_profile_and_missing_cuda_are_named(monkeypatch):
     monkeypatch.delenv("HYPERCORE_PROFILE", raising=False)
+    monkeypatch.delenv("HYPERCORE_DEVICE", raising=False)  # the test command sets it
     with pytest.raises(ValueError, match="profile: expected one of"):
         setup(profile="fast", plot_style=False)
     if not torch.cuda.is_available():

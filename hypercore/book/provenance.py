@@ -3,41 +3,33 @@
 from __future__ import annotations
 
 import json
-import os
 import platform
-import subprocess
 from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
 
+from hypercore.book.gitstate import DIRTY, TreeState, tree_state
+
 RECORDS = "provenance.json"
 PAGE = "provenance.md"
-COMMIT_ENV = "HYPERCORE_COMMIT"
+# Pages the runner or the book build write in the book folder: outputs, never inputs, of a run.
+GENERATED = (RECORDS, PAGE, "scoreboard.md")
 
 
 def git_commit(root: Path) -> str:
-    """The commit being run: ``$HYPERCORE_COMMIT`` when set (machines without git), else
-    ``git rev-parse --short HEAD``, with ``+dirty`` when the tree has uncommitted changes."""
-    if os.environ.get(COMMIT_ENV):
-        return os.environ[COMMIT_ENV]
-    try:
-        head = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            cwd=root,
-            check=True,
-            capture_output=True,
-            text=True,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=root,
-            capture_output=True,
-            text=True,
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return head + ("+dirty" if dirty else "")
+    """The commit being run, with ``+dirty`` unless the tree is clean (see
+    :func:`hypercore.book.gitstate.tree_state`; nothing is exempt here)."""
+    return tree_state(root).recorded_commit
+
+
+def is_published(row: dict) -> bool:
+    """Whether a provenance row is a publishable run: from a clean tree at a known commit.
+    Rows written before the runner checked the tree count as published unless ``+dirty``."""
+    if "published" in row:
+        return bool(row["published"])
+    commit = str(row.get("commit", "unknown"))
+    return not commit.endswith(DIRTY) and commit != "unknown"
 
 
 def environment() -> dict[str, str]:
@@ -53,10 +45,32 @@ def environment() -> dict[str, str]:
 
 
 def record(
-    notebook: str, profile: str, seed: int, device: str, seconds: float, commit: str, status: str
+    notebook: str,
+    profile: str,
+    seed: int,
+    device: str,
+    seconds: float,
+    tree: TreeState | str,
+    status: str,
+    *,
+    source_sha256: str | None = None,
+    modules: list[str] | None = None,
 ) -> dict:
-    """One execution record."""
-    return {
+    """One execution record.
+
+    Args:
+        notebook: the notebook's path relative to the book.
+        tree: the state of the tree it ran from (or just a commit string, recorded
+            as given and published unless it ends in ``+dirty``).
+        source_sha256: :func:`hypercore.book.imports.source_hash` of what ran.
+        modules: the hypercore modules it imports (:func:`~hypercore.book.imports.
+            notebook_modules`), so a later change to one of them makes it stale.
+    """
+    if isinstance(tree, str):
+        commit, published, dirty = tree, not tree.endswith(DIRTY), []
+    else:
+        commit, published, dirty = tree.recorded_commit, tree.clean, list(tree.dirty[:20])
+    row = {
         "notebook": notebook,
         "status": status,
         "profile": profile,
@@ -65,8 +79,16 @@ def record(
         "duration_s": round(seconds, 1),
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "commit": commit,
+        "published": published,
         **environment(),
     }
+    if dirty:
+        row["dirty"] = dirty
+    if source_sha256 is not None:
+        row["source_sha256"] = source_sha256
+    if modules is not None:
+        row["modules"] = modules
+    return row
 
 
 def load_records(book: Path) -> dict[str, dict]:
@@ -77,6 +99,12 @@ def load_records(book: Path) -> dict[str, dict]:
 def save_records(book: Path, records: dict[str, dict]) -> None:
     (book / RECORDS).write_text(json.dumps(dict(sorted(records.items())), indent=2) + "\n")
     write_page(book, records)
+
+
+def commit_cell(row: dict) -> str:
+    """The commit as the page shows it, marked when the run is not publishable."""
+    cell = f"`{row['commit']}`"
+    return cell if is_published(row) else cell + " (not publishable)"
 
 
 def write_page(book: Path, records: dict[str, dict]) -> None:
@@ -96,15 +124,19 @@ def write_page(book: Path, records: dict[str, dict]) -> None:
     for name, r in sorted(records.items()):
         lines.append(
             f"| [{Path(name).stem}]({name}) | {r['profile']} (seed {r['seed']}) | {r['device']} "
-            f"| {r['duration_s']:.0f} s | {r['date']} | `{r['commit']}` | {r['python']} "
+            f"| {r['duration_s']:.0f} s | {r['date']} | {commit_cell(r)} | {r['python']} "
             f"| {r['torch']} |"
         )
     lines += [
         "",
-        "A commit marked `+dirty` was run with uncommitted changes in the working tree "
-        "(typically the notebooks being executed). To reproduce a row, check out the "
-        "commit and run `python -m hypercore.book.runner book/NOTEBOOK.ipynb "
-        "--profile PROFILE --seed SEED`.",
+        "The runner refuses to record a run from a working tree with uncommitted changes "
+        "(other than the notebooks it executes and the pages it writes), so a row's "
+        "commit holds every line of code its notebook ran. A commit marked `+dirty` "
+        "(not publishable) was run anyway, with `--allow-dirty`, or by an earlier "
+        "runner that did not check: its numbers are provisional until it is re-executed "
+        "from a clean tree. To reproduce a row, check out the commit and run "
+        "`python -m hypercore.book.runner book/NOTEBOOK.ipynb --profile PROFILE "
+        "--seed SEED --output-dir OUT` (which leaves the stored notebook as it is).",
         "",
     ]
     (book / PAGE).write_text("\n".join(lines))

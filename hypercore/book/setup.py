@@ -13,6 +13,7 @@ import torch
 
 PROFILES = ("full", "smoke")
 PROFILE_ENV = "HYPERCORE_PROFILE"
+DEVICE_ENV = "HYPERCORE_DEVICE"
 
 T = TypeVar("T")
 
@@ -80,9 +81,10 @@ def setup(
 ) -> Setup:
     """Resolve the device, seed everything, choose the profile, set the plot style.
 
-    The environment variable ``HYPERCORE_PROFILE`` (e.g. ``smoke``, set by the
-    test command) overrides ``profile``: call this in the cell *after* the
-    parameters cell, since nbval replays the stored parameters.
+    The environment variables ``HYPERCORE_PROFILE`` (e.g. ``smoke``) and
+    ``HYPERCORE_DEVICE`` (e.g. ``cpu``), set by the test command and by the
+    runner, override ``profile`` and ``device``: call this in the cell *after*
+    the parameters cell, since nbval replays the stored parameters.
 
     Args:
         profile: ``"full"`` (the published run) or ``"smoke"`` (CI budgets).
@@ -91,6 +93,7 @@ def setup(
         plot_style: apply the book's matplotlib/seaborn style.
     """
     profile = os.environ.get(PROFILE_ENV) or profile
+    device = os.environ.get(DEVICE_ENV) or device
     if profile not in PROFILES:
         raise ValueError(f"profile: expected one of {list(PROFILES)}, got {profile!r}")
     resolved = resolve_device(device)
