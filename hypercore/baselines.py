@@ -11,7 +11,7 @@ import math
 import torch
 from torch import nn
 
-from hypercore.errors import check_task_ids
+from hypercore.errors import check_positive_int, check_task_ids
 from hypercore.target import Target
 from hypercore.target.spec import ParamInfo
 
@@ -45,7 +45,7 @@ class TaskWeightTable(nn.Module):
     def __init__(self, target: Target, num_tasks: int):
         super().__init__()
         self.target = target
-        self.num_tasks = num_tasks
+        self.num_tasks = check_positive_int("num_tasks", num_tasks)
         self.tables = nn.ParameterList(
             nn.Parameter(standard_init(info, num_tasks)) for info in target.spec
         )
@@ -78,11 +78,11 @@ class TaskConcat(nn.Module):
     def __init__(self, module: nn.Module, num_tasks: int):
         super().__init__()
         self.module = module
-        self.num_tasks = num_tasks
+        self.num_tasks = check_positive_int("num_tasks", num_tasks)
 
     def forward(self, x: torch.Tensor, task: int | torch.Tensor) -> torch.Tensor:
-        task = torch.as_tensor(task, device=x.device)
         check_task_ids(task, self.num_tasks, "TaskConcat")
+        task = torch.as_tensor(task, device=x.device)
         task = task.expand(x.shape[0]) if task.dim() == 0 else task
         code = nn.functional.one_hot(task, self.num_tasks).to(x.dtype)
         return self.module(torch.cat([x, code], dim=1))

@@ -32,7 +32,7 @@ import math
 import torch
 from torch import nn
 
-from hypercore.errors import HypercoreError, ShapeError, shape_str
+from hypercore.errors import HypercoreError, ShapeError, check_int, check_positive_int, shape_str
 from hypercore.target.spec import WeightSpec
 
 #: The fan-in at which the initial gains give generated weights the Kaiming variance.
@@ -75,11 +75,11 @@ class CoordinateHyperNetwork(nn.Module):
         condition_dim: int = 0,
     ):
         super().__init__()
-        self.num_layers, self.frequencies, self.condition_dim = (
-            num_layers,
-            frequencies,
-            condition_dim,
-        )
+        for name, value in (("hidden", hidden), ("layer_dim", layer_dim)):
+            check_positive_int(name, value)
+        self.num_layers = check_positive_int("num_layers", num_layers)
+        self.frequencies = check_positive_int("frequencies", frequencies)
+        self.condition_dim = check_int("condition_dim", condition_dim, minimum=0)
         features = 2 * frequencies
         self.layer_embeddings = nn.Parameter(torch.randn(num_layers, layer_dim))
         self.from_row = nn.Linear(features, hidden)

@@ -93,8 +93,19 @@ class HyperNetwork(nn.Module):
         gain: float = math.sqrt(2.0),
     ):
         super().__init__()
-        if not isinstance(target, Target):
-            raise TypeError(f"target: expected a hypercore.Target, got {type(target).__name__}")
+        from hypercore.errors import HypercoreTypeError, check_float  # local: hoist when convenient
+
+        for name, value, wanted, described in (
+            ("target", target, Target, "a hypercore.Target"),
+            ("conditioner", conditioner, Conditioner, "a hypercore Conditioner"),
+            ("body", body, nn.Module, "an nn.Module"),
+            ("head", head, Head, "a hypercore Head"),
+        ):
+            if not isinstance(value, wanted):
+                raise HypercoreTypeError(
+                    f"{name}: expected {described}, got {type(value).__name__}"
+                )
+        gain = check_float("gain", gain, low=0.0, low_open=True)
         body_in = getattr(body, "in_features", conditioner.out_features)
         if body_in != conditioner.out_features:
             raise HypercoreError(
@@ -114,7 +125,7 @@ class HyperNetwork(nn.Module):
         self.conditioner = conditioner
         self.body = body
         self.head = head
-        self.gain = float(gain)
+        self.gain = gain
         self.init_method = check_method(init)
         self.initialize(init)
 
@@ -126,7 +137,7 @@ class HyperNetwork(nn.Module):
         head: str = "once",
         body_hidden: Sequence[int] = (64,),
         *,
-        include: Patterns | None = "*",
+        include: Patterns | None = None,
         init: str = DEFAULT_INIT,
         gain: float = math.sqrt(2.0),
         residual: bool = False,
@@ -139,17 +150,53 @@ class HyperNetwork(nn.Module):
             conditioner: what the weights depend on.
             head: ``"once"``, ``"multiple"``, ``"component"``, ``"chunk"``,
                 ``"scaling"``, ``"lowrank"`` or ``"tiles"`` (conv kernels).
-            body_hidden: the MLP body's hidden widths.
-            include: which parameters to generate (glob patterns on names).
+            body_hidden: the MLP body's hidden widths, a sequence such as ``(64,)``.
+            include: which parameters of ``module`` to generate (glob patterns on
+                names; default: all). Not with a :class:`Target`, whose selection
+                is made.
             init: see :mod:`hypercore.init`.
-            gain: the target's activation gain (``sqrt(2)`` for ReLU, 1 for tanh).
+            gain: the target's activation gain (``sqrt(2)`` for ReLU, 1 for tanh);
+                finite and > 0.
             residual: wrap the head in a :class:`~hypercore.heads.ResidualHead`
                 (learned base weights plus a generated deviation).
-            **head_options: passed to the head (e.g. ``chunk_size=256``).
+            **head_options: passed to the head (e.g. ``chunk_size=256``); an
+                option the head does not take raises a
+                :class:`~hypercore.errors.HypercoreTypeError` listing the ones it does.
         """
-        if head not in HEADS:
+        from hypercore.errors import (  # local: hoist when convenient
+            HypercoreTypeError,
+            check_float,
+            check_int_sequence,
+            check_options,
+        )
+
+        if not isinstance(head, str) or head not in HEADS:
             raise HypercoreError(f"head: expected one of {list(HEADS)}, got {head!r}")
-        target = module if isinstance(module, Target) else Target(module, include)
+        if not isinstance(conditioner, Conditioner):
+            raise HypercoreTypeError(
+                f"conditioner: expected a hypercore Conditioner (e.g. TaskEmbedding), "
+                f"got {type(conditioner).__name__}"
+            )
+        check_float("gain", gain, low=0.0, low_open=True)
+        body_hidden = check_int_sequence("body_hidden", body_hidden)
+        check_method(init)
+        accepted = HEADS[head].options()
+        if accepted is not None:
+            check_options(f"head={head!r} ({HEADS[head].__name__})", head_options, accepted)
+        if isinstance(module, Target):
+            if include is not None:
+                raise HypercoreError(
+                    f"include: given with an existing Target, whose selection is already "
+                    f"made ({module.selection}); pass include to Target(...) or pass the "
+                    f"nn.Module here, got include={include!r}"
+                )
+            target = module
+        elif isinstance(module, nn.Module):
+            target = Target(module, "*" if include is None else include)
+        else:
+            raise HypercoreTypeError(
+                f"module: expected an nn.Module or a hypercore.Target, got {type(module).__name__}"
+            )
         body = MLPBody(conditioner.out_features, body_hidden)
         made = HEADS[head](body.out_features, target.spec, **head_options)
         if residual:

@@ -122,7 +122,7 @@ def test_scaling_head_generates_far_fewer_numbers_than_the_target():
 
 
 def test_low_rank_head_rejects_a_bad_rank():
-    with pytest.raises(ValueError, match="rank: expected >= 1"):
+    with pytest.raises(ValueError, match="rank: expected an int >= 1"):
         hc.HyperNetwork.build(make_mlp(), hc.TaskEmbedding(2, 4), head="lowrank", rank=0)
 
 

@@ -23,7 +23,14 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from hypercore.errors import ShapeError, shape_str
+from hypercore.errors import (
+    HypercoreError,
+    ShapeError,
+    check_id_dtype,
+    check_positive_int,
+    check_tensor,
+    shape_str,
+)
 
 
 class SupportSetTransformer(nn.Module):
@@ -52,7 +59,17 @@ class SupportSetTransformer(nn.Module):
         dim_feedforward: int = 128,
     ):
         super().__init__()
-        self.feature_dim, self.num_classes = feature_dim, num_classes
+        self.feature_dim = check_positive_int("feature_dim", feature_dim)
+        self.num_classes = check_positive_int("num_classes", num_classes)
+        for name, value in (
+            ("d_model", d_model),
+            ("heads", heads),
+            ("layers", layers),
+            ("dim_feedforward", dim_feedforward),
+        ):
+            check_positive_int(name, value)
+        if d_model % heads:
+            raise HypercoreError(f"d_model: expected a multiple of heads={heads}, got {d_model}")
         self.embed_support = nn.Linear(feature_dim + num_classes, d_model)
         self.query = nn.Parameter(torch.randn(d_model) * 0.02)
         self.class_slots = nn.Parameter(torch.randn(num_classes, d_model) * 0.02)
@@ -64,6 +81,9 @@ class SupportSetTransformer(nn.Module):
         self.to_bias = nn.Linear(d_model, 1)
 
     def forward(self, features: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:
+        check_tensor("features", features)
+        check_tensor("labels", labels)
+        check_id_dtype("labels", labels)
         if features.dim() != 3 or features.shape[2] != self.feature_dim:
             raise ShapeError(
                 f"features: expected shape (E, S, {self.feature_dim}), "

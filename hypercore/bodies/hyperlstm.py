@@ -31,7 +31,7 @@ import math
 import torch
 from torch import nn
 
-from hypercore.errors import ShapeError, check_tensor, shape_str
+from hypercore.errors import ShapeError, check_positive_int, check_tensor, shape_str
 
 State = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]  # h, c, hyper h, hyper c
 
@@ -54,8 +54,10 @@ class HyperLSTMCell(nn.Module):
         self, input_size: int, hidden_size: int, hyper_size: int = 32, embedding_size: int = 8
     ):
         super().__init__()
-        self.input_size, self.hidden_size = input_size, hidden_size
-        self.hyper_size, self.embedding_size = hyper_size, embedding_size
+        self.input_size = check_positive_int("input_size", input_size)
+        self.hidden_size = check_positive_int("hidden_size", hidden_size)
+        self.hyper_size = check_positive_int("hyper_size", hyper_size)
+        self.embedding_size = check_positive_int("embedding_size", embedding_size)
         gates = 4 * hidden_size
         bound = 1.0 / math.sqrt(hidden_size)  # torch.nn.LSTMCell's init
         self.weight_ih = nn.Parameter(torch.empty(gates, input_size).uniform_(-bound, bound))

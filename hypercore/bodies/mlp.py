@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from hypercore.bodies.base import Body
-from hypercore.errors import check_features
+from hypercore.errors import check_choice, check_features, check_int_sequence, check_positive_int
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {
     "relu": nn.ReLU,
@@ -22,9 +22,7 @@ ACTIVATIONS: dict[str, type[nn.Module]] = {
 
 def make_activation(name: str) -> nn.Module:
     """``nn.ReLU()`` for ``"relu"``, etc.; a clear error for an unknown name."""
-    if name not in ACTIVATIONS:
-        raise ValueError(f"activation: expected one of {sorted(ACTIVATIONS)}, got {name!r}")
-    return ACTIVATIONS[name]()
+    return ACTIVATIONS[check_choice("activation", name, sorted(ACTIVATIONS))]()
 
 
 def mlp_layers(in_features: int, hidden: Sequence[int], activation: str) -> list[nn.Module]:
@@ -58,9 +56,9 @@ class MLPBody(Body, nn.Module):
 
     def __init__(self, in_features: int, hidden: Sequence[int] = (64,), activation: str = "relu"):
         super().__init__()
-        self.in_features = in_features
-        self.hidden = tuple(int(h) for h in hidden)
-        self.activation = activation
+        self.in_features = check_positive_int("in_features", in_features)
+        self.hidden = check_int_sequence("hidden", hidden)
+        self.activation = check_choice("activation", activation, sorted(ACTIVATIONS))
         self.net = nn.Sequential(*mlp_layers(in_features, self.hidden, activation))
         self.out_features = self.hidden[-1] if self.hidden else in_features
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import inspect
+
 import torch
 from torch import nn
 
 from hypercore.config import Configurable
-from hypercore.errors import check_features
+from hypercore.errors import HypercoreTypeError, check_features, check_positive_int
 from hypercore.init import check_method, element_targets, init_rows_
 from hypercore.target.spec import WeightSpec
 
@@ -19,8 +21,23 @@ class Head(Configurable, nn.Module):
 
     def __init__(self, in_features: int, spec: WeightSpec):
         super().__init__()
-        self.in_features = in_features
+        if not isinstance(spec, WeightSpec):
+            raise HypercoreTypeError(
+                f"spec: expected a WeightSpec (target.spec), got {type(spec).__name__}"
+            )
+        self.in_features = check_positive_int("in_features", in_features)
         self.spec = spec
+
+    @classmethod
+    def options(cls) -> list[str] | None:
+        """The constructor's keyword options besides ``in_features`` and ``spec`` (what
+        :meth:`HyperNetwork.build <hypercore.HyperNetwork.build>` passes on), or
+        ``None`` when it takes ``**kwargs``."""
+        params = list(inspect.signature(cls.__init__).parameters.values())[1:]  # no self
+        if any(p.kind is p.VAR_KEYWORD for p in params):
+            return None
+        named = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+        return [p.name for p in params if p.kind in named and p.name not in ("in_features", "spec")]
 
     def forward(self, h: torch.Tensor) -> dict[str, torch.Tensor]:
         check_features("head input", h, self.in_features)

@@ -6,6 +6,7 @@ import math
 
 import torch
 
+from hypercore.errors import check_positive_int
 from hypercore.heads.shared import SharedGeneratorHead
 from hypercore.target.spec import WeightSpec
 
@@ -41,8 +42,7 @@ class ChunkWiseHead(SharedGeneratorHead):
         hidden: int = 64,
         activation: str = "relu",
     ):
-        if chunk_size < 1:
-            raise ValueError(f"chunk_size: expected >= 1, got {chunk_size}")
+        chunk_size = check_positive_int("chunk_size", chunk_size)
         num_chunks = math.ceil(spec.total / chunk_size)
         super().__init__(
             in_features,

@@ -27,7 +27,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from hypercore.errors import HypercoreError
+from hypercore.errors import HypercoreError, check_positive_int
 from hypercore.heads.shared import ScaledOutputHead
 from hypercore.target.spec import WeightSpec
 
@@ -58,6 +58,10 @@ class KernelTileHead(ScaledOutputHead):
         hidden: int = 4,
     ):
         super().__init__(in_features, spec)
+        tile_in = check_positive_int("tile_in", tile_in)
+        tile_out = check_positive_int("tile_out", tile_out)
+        embedding_dim = check_positive_int("embedding_dim", embedding_dim)
+        hidden = check_positive_int("hidden", hidden)
         kernels = {p.shape[2:] for p in spec}
         bad = [
             p.name

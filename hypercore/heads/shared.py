@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from hypercore.bodies.mlp import make_activation
+from hypercore.errors import check_positive_int
 from hypercore.heads.base import Head
 from hypercore.init import check_method, element_targets
 from hypercore.target.spec import WeightSpec
@@ -99,7 +100,9 @@ class SharedGeneratorHead(ScaledOutputHead):
         activation: str,
     ):
         super().__init__(in_features, spec)
-        self.embedding_dim, self.hidden, self.activation = embedding_dim, hidden, activation
+        self.embedding_dim = check_positive_int("embedding_dim", embedding_dim)
+        self.hidden = check_positive_int("hidden", hidden)
+        self.activation = activation
         self.generator = EmbeddingGenerator(
             in_features, num_pieces, embedding_dim, hidden, piece_size, activation
         )

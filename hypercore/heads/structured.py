@@ -29,6 +29,7 @@ import math
 import torch
 from torch import nn
 
+from hypercore.errors import check_positive_int
 from hypercore.heads.base import Head
 from hypercore.init import SMALL, check_method, element_targets, init_rows_
 from hypercore.target.spec import ParamInfo, WeightSpec
@@ -149,9 +150,7 @@ class LowRankHead(ModulationHead):
     """
 
     def __init__(self, in_features: int, spec: WeightSpec, rank: int = 4):
-        if rank < 1:
-            raise ValueError(f"rank: expected >= 1, got {rank}")
-        self.rank = rank
+        self.rank = check_positive_int("rank", rank)
         super().__init__(in_features, spec)
 
     def config(self) -> dict:

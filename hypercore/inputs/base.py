@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from hypercore.config import Configurable
+from hypercore.errors import HypercoreError
 
 
 class Conditioner(Configurable, nn.Module):
@@ -42,4 +43,7 @@ class Conditioner(Configurable, nn.Module):
             return t
         for t in self.buffers():
             return t
-        raise RuntimeError(f"{type(self).__name__} holds no tensor")
+        raise HypercoreError(
+            f"{type(self).__name__} holds no tensor to take its dtype and device from; "
+            "register one (e.g. a non-persistent buffer) in its constructor"
+        )

@@ -9,7 +9,16 @@ import torch
 from torch import nn
 
 from hypercore.bodies.mlp import mlp_layers
-from hypercore.errors import HypercoreError, ShapeError, check_tensor, shape_str
+from hypercore.errors import (
+    HypercoreError,
+    HypercoreTypeError,
+    ShapeError,
+    check_int_sequence,
+    check_like,
+    check_positive_int,
+    check_tensor,
+    shape_str,
+)
 from hypercore.inputs.base import Conditioner
 
 
@@ -28,10 +37,14 @@ class DataEncoder(Conditioner):
         activation: the built-in encoder's activation.
         encoder: optional custom ``nn.Module`` mapping ``x`` to ``(B, dim)``;
             replaces the built-in MLP (it cannot then be rebuilt from a
-            checkpoint's configuration: pass it again when loading).
+            checkpoint's configuration: pass it again when loading). It may
+            hold no tensor at all (e.g. ``nn.Identity()`` with ``dim ==
+            in_features``): the encoder then takes its dtype and device from a
+            buffer that follows ``.to()``.
 
     Call with:
-        ``x`` of shape ``(B, *)`` -> ``(B, E)``.
+        ``x`` of shape ``(B, *)`` with ``B >= 1`` -> ``(B, E)``; for the
+        built-in encoder, ``x`` must have its dtype and device.
     """
 
     conditions_on_data = True
@@ -45,9 +58,9 @@ class DataEncoder(Conditioner):
         encoder: nn.Module | None = None,
     ):
         super().__init__()
-        self.in_features = in_features
-        self.out_features = dim
-        self.hidden = tuple(hidden)
+        self.in_features = check_positive_int("in_features", in_features)
+        self.out_features = check_positive_int("dim", dim)
+        self.hidden = check_int_sequence("hidden", hidden)
         self.activation = activation
         self.custom = encoder is not None
         if encoder is None:
@@ -56,7 +69,13 @@ class DataEncoder(Conditioner):
                 *mlp_layers(in_features, self.hidden, activation),
                 nn.Linear(self.hidden[-1] if self.hidden else in_features, dim),
             )
+        elif not isinstance(encoder, nn.Module):
+            raise HypercoreTypeError(
+                f"encoder: expected an nn.Module or None, got {type(encoder).__name__}"
+            )
         self.encoder = encoder
+        # dtype and device of the encoder when it holds no tensor (follows .to())
+        self.register_buffer("_anchor", torch.zeros(()), persistent=False)
 
     def config(self) -> dict:
         if self.custom:
@@ -73,11 +92,15 @@ class DataEncoder(Conditioner):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_tensor("x", x)
-        if not self.custom and (x.dim() < 2 or math.prod(x.shape[1:]) != self.in_features):
-            raise ShapeError(
-                f"x: expected shape (B, ...) with {self.in_features} features per sample, "
-                f"got {shape_str(x.shape)}"
-            )
+        if x.dim() == 0 or x.shape[0] == 0:
+            raise ShapeError(f"x: expected a batch (B, ...) with B >= 1, got {shape_str(x.shape)}")
+        if not self.custom:
+            if x.dim() < 2 or math.prod(x.shape[1:]) != self.in_features:
+                raise ShapeError(
+                    f"x: expected shape (B, ...) with {self.in_features} features per sample, "
+                    f"got {shape_str(x.shape)}"
+                )
+            check_like("x", x, self._anchor_like())
         return self.encoder(x)
 
     def example_condition(self, n: int) -> torch.Tensor:

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import torch
 
-from hypercore.errors import HypercoreError
+from hypercore.errors import (
+    HypercoreError,
+    HypercoreTypeError,
+    ShapeError,
+    check_float,
+    check_int,
+    check_like,
+    check_positive_int,
+    shape_str,
+)
 from hypercore.inputs.base import Conditioner
 
 
@@ -18,19 +27,20 @@ class NoiseSource(Conditioner):
 
     Args:
         dim: noise size ``E``.
-        std: its standard deviation (default 1).
+        std: its standard deviation (default 1; finite and > 0).
 
     Call with:
         ``None`` -> one code ``(E,)`` (one weight set shared by the batch);
-        an ``int`` ``n`` -> ``(n, E)`` (``n`` weight sets);
-        a tensor ``(n, E)`` -> itself (codes drawn elsewhere, e.g. fixed for
-        evaluation). An optional ``generator`` makes draws reproducible.
+        an ``int`` ``n >= 1`` -> ``(n, E)`` (``n`` weight sets);
+        a tensor ``(E,)`` or ``(n, E)`` with ``n >= 1`` -> itself (codes drawn
+        elsewhere, e.g. fixed for evaluation; of the source's dtype and
+        device). An optional ``generator`` makes draws reproducible.
     """
 
     def __init__(self, dim: int, std: float = 1.0):
         super().__init__()
-        self.out_features = dim
-        self.std = std
+        self.out_features = check_positive_int("dim", dim)
+        self.std = check_float("std", std, low=0.0, low_open=True)
         self.register_buffer("_anchor", torch.zeros(()), persistent=False)
 
     def config(self) -> dict:
@@ -40,7 +50,7 @@ class NoiseSource(Conditioner):
         self, n: int | None = None, generator: torch.Generator | None = None
     ) -> torch.Tensor:
         """Draw ``n`` codes ``(n, E)``, or one ``(E,)`` when ``n`` is None."""
-        shape = (self.out_features,) if n is None else (int(n), self.out_features)
+        shape = (self.out_features,) if n is None else (check_int("n", n), self.out_features)
         a = self._anchor
         return torch.randn(*shape, generator=generator, device=a.device, dtype=a.dtype) * self.std
 
@@ -49,16 +59,20 @@ class NoiseSource(Conditioner):
     ) -> torch.Tensor:
         if condition is None or (isinstance(condition, int) and not isinstance(condition, bool)):
             if condition is not None and condition < 1:
-                raise HypercoreError(f"number of noise samples must be >= 1, got {condition}")
+                raise HypercoreError(
+                    f"condition: expected a number of noise samples >= 1, got {condition}"
+                )
             return self.sample(condition, generator)
         if isinstance(condition, torch.Tensor):
-            if condition.shape[-1:] != (self.out_features,) or condition.dim() > 2:
-                raise HypercoreError(
-                    f"noise: expected shape ({self.out_features},) or (n, {self.out_features}), "
-                    f"got {tuple(condition.shape)}"
+            e = self.out_features
+            if condition.shape[-1:] != (e,) or condition.dim() > 2 or condition.numel() == 0:
+                raise ShapeError(
+                    f"condition: expected noise codes of shape ({e},) or (n, {e}) with n >= 1, "
+                    f"got {shape_str(condition.shape)}"
                 )
+            check_like("condition", condition, self._anchor)
             return condition
-        raise TypeError(
+        raise HypercoreTypeError(
             f"condition: expected None, an int or a tensor of codes, got {type(condition).__name__}"
         )
 

@@ -22,7 +22,18 @@ import math
 
 import torch
 
-from hypercore.errors import HypercoreError, ShapeError, shape_str
+from hypercore.errors import (
+    HypercoreError,
+    HypercoreTypeError,
+    ShapeError,
+    check_choice,
+    check_finite,
+    check_float,
+    check_in_range,
+    check_positive_int,
+    shape_str,
+    type_name,
+)
 from hypercore.inputs.base import Conditioner
 
 ENCODINGS = ("cos_sin", "identity")
@@ -33,22 +44,27 @@ class ScalarInput(Conditioner):
 
     Args:
         num_scalars: how many scalars form one condition.
-        low, high: their range (mapped to ``[0, 1]``).
+        low, high: their range (mapped to ``[0, 1]``); finite, ``low < high``.
         encoding: ``"cos_sin"`` (magnitude invariant, default) or ``"identity"``
             (the rescaled value itself).
 
     Call with:
         a float or 0-d tensor (one scalar, shared weights), a ``(num_scalars,)``
         tensor (shared), ``(B,)`` when ``num_scalars == 1`` or ``(B,
-        num_scalars)`` (one condition per sample).
+        num_scalars)`` (one condition per sample), ``B >= 1``. NaN and
+        infinite values raise :class:`~hypercore.HypercoreError`, and so do
+        values outside ``[low, high]`` with the ``"cos_sin"`` encoding, which
+        would wrap around the circle there (5.0 on ``[0, 1]`` would give the
+        weights of 1.0). The ``"identity"`` encoding extrapolates linearly.
     """
 
     def __init__(
         self, num_scalars: int = 1, low: float = 0.0, high: float = 1.0, encoding: str = "cos_sin"
     ):
         super().__init__()
-        if encoding not in ENCODINGS:
-            raise HypercoreError(f"encoding: expected one of {list(ENCODINGS)}, got {encoding!r}")
+        encoding = check_choice("encoding", encoding, ENCODINGS)
+        num_scalars = check_positive_int("num_scalars", num_scalars)
+        low, high = check_float("low", low), check_float("high", high)
         if not high > low:
             raise HypercoreError(f"ScalarInput: need high > low, got low={low}, high={high}")
         self.num_scalars, self.low, self.high, self.encoding = num_scalars, low, high, encoding
@@ -65,6 +81,11 @@ class ScalarInput(Conditioner):
 
     def forward(self, value: float | torch.Tensor) -> torch.Tensor:
         a = self._anchor
+        if isinstance(value, bool | str | bytes) or value is None:
+            raise HypercoreTypeError(
+                f"condition: expected a float, a sequence of floats or a tensor, "
+                f"got {type_name(value)} {value!r}"
+            )
         v = torch.as_tensor(value, dtype=a.dtype, device=a.device)
         k = self.num_scalars
         if v.dim() == 0 and k == 1:
@@ -76,6 +97,12 @@ class ScalarInput(Conditioner):
                 f"condition: expected shape (), (B,) or (B, 1) for one scalar, or "
                 f"({k},) / (B, {k}); got {shape_str(v.shape)}"
             )
+        if v.numel() == 0:
+            raise ShapeError(f"condition: expected at least one value, got {shape_str(v.shape)}")
+        if self.encoding == "cos_sin":
+            check_in_range("condition", v, self.low, self.high)
+        else:
+            check_finite("condition", v)
         u = (v - self.low) / (self.high - self.low)
         if self.encoding == "identity":
             return u

@@ -5,7 +5,13 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from hypercore.errors import DtypeDeviceError, ShapeError, check_task_ids, shape_str
+from hypercore.errors import (
+    ShapeError,
+    check_float,
+    check_positive_int,
+    check_task_ids,
+    shape_str,
+)
 from hypercore.inputs.base import Conditioner
 
 
@@ -22,37 +28,31 @@ class TaskEmbedding(Conditioner):
 
     Call with:
         an ``int`` or a 0-d integer tensor -> ``(E,)`` (weights shared by the
-        batch), or a ``(B,)`` integer tensor -> ``(B, E)`` (one task per sample).
+        batch), or a non-empty ``(B,)`` tensor of signed integers -> ``(B, E)``
+        (one task per sample). ``bool`` and ``uint8`` tensors are refused (torch
+        would index with them as masks), and so are ids outside ``0..num_tasks-1``.
     """
 
     def __init__(self, num_tasks: int, dim: int, init_std: float = 1.0):
         super().__init__()
-        if num_tasks < 1 or dim < 1:
-            raise ValueError(
-                f"TaskEmbedding: num_tasks and dim must be >= 1, got {num_tasks}, {dim}"
-            )
-        self.num_tasks = num_tasks
-        self.out_features = dim
-        self.init_std = init_std
+        self.num_tasks = check_positive_int("num_tasks", num_tasks)
+        self.out_features = check_positive_int("dim", dim)
+        self.init_std = check_float("init_std", init_std, low=0.0)
         self.weight = nn.Parameter(torch.randn(num_tasks, dim) * init_std)
 
     def config(self) -> dict:
         return {"num_tasks": self.num_tasks, "dim": self.out_features, "init_std": self.init_std}
 
     def forward(self, task: int | torch.Tensor) -> torch.Tensor:
-        if isinstance(task, bool) or not isinstance(task, int | torch.Tensor):
-            raise TypeError(
-                f"task: expected an int or an integer tensor, got {type(task).__name__}"
+        if isinstance(task, int) and not isinstance(task, bool) and 0 <= task < self.num_tasks:
+            return self.weight[task]  # the common case, checked without torch
+        if isinstance(task, torch.Tensor) and (task.dim() > 1 or task.numel() == 0):
+            raise ShapeError(
+                f"task: expected shape () or (B,) with B >= 1, got {shape_str(task.shape)}"
             )
-        if isinstance(task, int):
-            if not 0 <= task < self.num_tasks:
-                check_task_ids(task, self.num_tasks, "TaskEmbedding")
-            return self.weight[task]
-        if task.dtype.is_floating_point or task.dtype == torch.bool:
-            raise DtypeDeviceError(f"task: expected an integer tensor, got dtype {task.dtype}")
-        if task.dim() > 1:
-            raise ShapeError(f"task: expected shape () or (B,), got {shape_str(task.shape)}")
-        check_task_ids(task, self.num_tasks, "TaskEmbedding")
+        check_task_ids(task, self.num_tasks, "TaskEmbedding")  # type, dtype, range
+        if not isinstance(task, torch.Tensor):
+            return self.weight[int(task)]  # e.g. a NumPy integer
         return self.weight[task.to(self.weight.device)]
 
     def distinct(self, task: int | torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
