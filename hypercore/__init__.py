@@ -14,8 +14,14 @@ target``), following the taxonomy of Chauhan et al. (2023):
 * :mod:`hypercore.init`: hyperfan-in/-out and bias-HyperInit.
 * :mod:`hypercore.dynamic`: dynamic outputs (targets whose shape varies).
 * :mod:`hypercore.baselines`: the same call signature without a hypernetwork.
-* :mod:`hypercore.data`, :mod:`hypercore.train`, :mod:`hypercore.checkpoint`,
-  :mod:`hypercore.book`: data, training loop, safe checkpoints, notebook support.
+* :mod:`hypercore.data`, :mod:`hypercore.train`, :mod:`hypercore.checkpoint`:
+  data (scikit-learn's sets need ``pip install hypercore[data]``), the training
+  loop, safe checkpoints.
+* :mod:`hypercore.errors`: the errors every bad input gets, and their checks.
+
+The library needs torch and safetensors only. ``hypercore.book`` (notebook
+support) and ``hypercore.bench`` (benchmark workloads) serve the book's
+repository and are not part of the installed package.
 """
 
 __version__ = "0.1.0"
@@ -25,8 +31,10 @@ from hypercore.bodies import Body, HyperLSTM, HyperLSTMCell, MLPBody, SupportSet
 from hypercore.checkpoint import load, read_config, save
 from hypercore.dynamic import CoordinateHyperNetwork
 from hypercore.errors import (
+    CheckpointError,
     DtypeDeviceError,
     HypercoreError,
+    HypercoreTypeError,
     ShapeError,
     UnknownTaskError,
     WeightsMismatchError,
@@ -51,6 +59,7 @@ __all__ = [
     "HEADS",
     "INIT_METHODS",
     "Body",
+    "CheckpointError",
     "ChunkWiseHead",
     "ComponentWiseHead",
     "Conditioner",
@@ -63,6 +72,7 @@ __all__ = [
     "HyperLSTMCell",
     "HyperNetwork",
     "HypercoreError",
+    "HypercoreTypeError",
     "KernelTileHead",
     "LowRank",
     "LowRankHead",

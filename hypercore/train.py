@@ -1,4 +1,8 @@
-"""One small, seeded, device-aware training loop that every notebook shares."""
+"""One small, seeded, device-aware training loop that every notebook shares.
+
+Progress bars come from tqdm when it is installed (``pip install hypercore[train]``);
+without it, :func:`fit` trains the same way without a bar.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,6 @@ from dataclasses import dataclass, field
 
 import torch
 from torch import nn
-from tqdm import tqdm
 
 LossFn = Callable[..., torch.Tensor]
 EvalFn = Callable[[nn.Module], dict[str, float]]
@@ -76,8 +79,9 @@ def fit(
         evaluate: called before training and after every epoch with the model
             in eval mode and gradients off; returns ``{metric: value}``.
         parameters: what to optimise (default: every parameter that requires grad).
-        progress: show a tqdm bar (the environment variable ``TQDM_DISABLE=1``
-            turns all bars off, which the runner and CI do).
+        progress: show a tqdm bar when tqdm is installed (the environment
+            variable ``TQDM_DISABLE=1`` turns all bars off, which the runner and
+            CI do).
         desc: the bar's label.
 
     Returns:
@@ -112,7 +116,7 @@ def fit(
 
     record(0, float("nan"))
     quiet = not progress or os.environ.get("TQDM_DISABLE", "") not in ("", "0")
-    bar = tqdm(range(1, epochs + 1), desc=desc, disable=quiet, leave=False)
+    bar = _progress(range(1, epochs + 1), desc=desc, quiet=quiet)
     for epoch in bar:
         model.train()
         start = time.perf_counter()
@@ -133,3 +137,27 @@ def fit(
         record(epoch, mean_loss)
         bar.set_postfix(loss=f"{mean_loss:.4f}")
     return history
+
+
+class _NoBar:
+    """What :func:`fit` needs of a tqdm bar, doing nothing (quiet, or no tqdm)."""
+
+    def __init__(self, iterable):
+        self.iterable = iterable
+
+    def __iter__(self):
+        return iter(self.iterable)
+
+    def set_postfix(self, **values) -> None:
+        pass
+
+
+def _progress(iterable, desc: str | None, quiet: bool):
+    """A tqdm bar over ``iterable``, or a silent stand-in when quiet or tqdm is absent."""
+    if quiet:
+        return _NoBar(iterable)
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return _NoBar(iterable)
+    return tqdm(iterable, desc=desc, leave=False)

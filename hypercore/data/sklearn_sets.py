@@ -1,21 +1,35 @@
-"""scikit-learn's bundled datasets (no download), as standardised tensors."""
+"""scikit-learn's bundled datasets (no download), as standardised tensors.
+
+scikit-learn and NumPy are optional (``pip install hypercore[data]``): they are
+imported when a dataset is loaded, not when :mod:`hypercore.data` is.
+"""
 
 from __future__ import annotations
 
-import numpy as np
+import importlib
+
 import torch
-from sklearn import datasets
-from sklearn.model_selection import train_test_split
 
 from hypercore.data.dataset import Split
 
+#: name -> (scikit-learn loader function, classification?)
 LOADERS = {
-    "digits": (datasets.load_digits, True),
-    "breast_cancer": (datasets.load_breast_cancer, True),
-    "wine": (datasets.load_wine, True),
-    "iris": (datasets.load_iris, True),
-    "diabetes": (datasets.load_diabetes, False),
+    "digits": ("load_digits", True),
+    "breast_cancer": ("load_breast_cancer", True),
+    "wine": ("load_wine", True),
+    "iris": ("load_iris", True),
+    "diabetes": ("load_diabetes", False),
 }
+
+
+def _require(module: str):
+    """Import an optional dependency, or say which extra provides it."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as err:
+        raise ImportError(
+            f"load_dataset needs scikit-learn and NumPy: pip install 'hypercore[data]' ({err})"
+        ) from err
 
 
 def load_dataset(
@@ -36,8 +50,11 @@ def load_dataset(
     """
     if name not in LOADERS:
         raise ValueError(f"name: expected one of {sorted(LOADERS)}, got {name!r}")
+    np = _require("numpy")
+    datasets = _require("sklearn.datasets")
+    train_test_split = _require("sklearn.model_selection").train_test_split
     loader, is_classification = LOADERS[name]
-    bunch = loader()
+    bunch = getattr(datasets, loader)()
     x = bunch.data.astype(np.float32)
     y = bunch.target
     x_tr, x_te, y_tr, y_te = train_test_split(
