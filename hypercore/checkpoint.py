@@ -277,6 +277,7 @@ def _rebuild(config, module, target, conditioner, body, head) -> HyperNetwork:
             sel["include"],
             exclude=sel["exclude"] or None,
             module_types=_module_types(sel["module_types"]),
+            batch_dim=sel.get("batch_dim"),
         )
     with torch.random.fork_rng(devices=[]):  # building runs an init; keep the caller's RNG
         conditioner = conditioner or build(config["conditioner"])

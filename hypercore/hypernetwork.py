@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Sequence
 from typing import Any
 
 import torch
 from torch import nn
+from torch.func import vmap
+from torch.nn.modules.batchnorm import _BatchNorm
 
 from hypercore.bodies.mlp import MLPBody
-from hypercore.errors import HypercoreError
+from hypercore.errors import (
+    HypercoreError,
+    HypercoreTypeError,
+    ShapeError,
+    check_float,
+    check_int_sequence,
+    check_options,
+)
 from hypercore.heads import (
     ChunkWiseHead,
     ComponentWiseHead,
@@ -93,8 +103,6 @@ class HyperNetwork(nn.Module):
         gain: float = math.sqrt(2.0),
     ):
         super().__init__()
-        from hypercore.errors import HypercoreTypeError, check_float  # local: hoist when convenient
-
         for name, value, wanted, described in (
             ("target", target, Target, "a hypercore.Target"),
             ("conditioner", conditioner, Conditioner, "a hypercore Conditioner"),
@@ -138,6 +146,9 @@ class HyperNetwork(nn.Module):
         body_hidden: Sequence[int] = (64,),
         *,
         include: Patterns | None = None,
+        exclude: Patterns | None = None,
+        module_types: type[nn.Module] | tuple[type[nn.Module], ...] | None = None,
+        batch_dim: int | None = None,
         init: str = DEFAULT_INIT,
         gain: float = math.sqrt(2.0),
         residual: bool = False,
@@ -151,8 +162,9 @@ class HyperNetwork(nn.Module):
             head: ``"once"``, ``"multiple"``, ``"component"``, ``"chunk"``,
                 ``"scaling"``, ``"lowrank"`` or ``"tiles"`` (conv kernels).
             body_hidden: the MLP body's hidden widths, a sequence such as ``(64,)``.
-            include: which parameters of ``module`` to generate (glob patterns on
-                names; default: all). Not with a :class:`Target`, whose selection
+            include, exclude, module_types, batch_dim: the selection and batch
+                dimension, exactly as for :class:`~hypercore.Target` (default: every
+                parameter, batch first). Not with a :class:`Target`, whose selection
                 is made.
             init: see :mod:`hypercore.init`.
             gain: the target's activation gain (``sqrt(2)`` for ReLU, 1 for tanh);
@@ -163,13 +175,6 @@ class HyperNetwork(nn.Module):
                 option the head does not take raises a
                 :class:`~hypercore.errors.HypercoreTypeError` listing the ones it does.
         """
-        from hypercore.errors import (  # local: hoist when convenient
-            HypercoreTypeError,
-            check_float,
-            check_int_sequence,
-            check_options,
-        )
-
         if not isinstance(head, str) or head not in HEADS:
             raise HypercoreError(f"head: expected one of {list(HEADS)}, got {head!r}")
         if not isinstance(conditioner, Conditioner):
@@ -183,16 +188,29 @@ class HyperNetwork(nn.Module):
         accepted = HEADS[head].options()
         if accepted is not None:
             check_options(f"head={head!r} ({HEADS[head].__name__})", head_options, accepted)
+        selection = {
+            "include": include,
+            "exclude": exclude,
+            "module_types": module_types,
+            "batch_dim": batch_dim,
+        }
         if isinstance(module, Target):
-            if include is not None:
-                raise HypercoreError(
-                    f"include: given with an existing Target, whose selection is already "
-                    f"made ({module.selection}); pass include to Target(...) or pass the "
-                    f"nn.Module here, got include={include!r}"
-                )
+            for name, value in selection.items():
+                if value is not None:
+                    raise HypercoreError(
+                        f"{name}: given with an existing Target, whose selection is already "
+                        f"made ({module.selection}); pass {name} to Target(...) or pass the "
+                        f"nn.Module here, got {name}={value!r}"
+                    )
             target = module
         elif isinstance(module, nn.Module):
-            target = Target(module, "*" if include is None else include)
+            target = Target(
+                module,
+                "*" if include is None else include,
+                exclude=exclude,
+                module_types=module_types,
+                batch_dim=batch_dim,
+            )
         else:
             raise HypercoreTypeError(
                 f"module: expected an nn.Module or a hypercore.Target, got {type(module).__name__}"
@@ -243,6 +261,77 @@ class HyperNetwork(nn.Module):
         """
         return self._generate(condition, self.conditioner.distinct(condition))
 
+    def forward_sets(self, x: torch.Tensor, condition: Any = None, *args, **kwargs) -> Any:
+        """The target on the same inputs under ``K`` weight sets: ``(K, B, ...)``.
+
+        For ensembles and noise draws: ``condition`` must give ``K`` embeddings,
+        e.g. ``K`` task ids, ``forward_sets(x, 20)`` for 20 draws of a
+        :class:`~hypercore.inputs.NoiseSource`, or a ``(K, E)`` tensor of codes.
+        (In :meth:`forward`, an int keeps its conditioner's meaning: a task id
+        for a task embedding.) The ``K`` sets run in one batched call
+        (``torch.func.vmap`` over the weight sets), not a loop.
+
+        Returns:
+            The target's output with a leading dimension ``K`` (every tensor
+            of a tuple output gets one).
+        """
+        if condition is None and self.conditioner.conditions_on_data:
+            raise HypercoreError(
+                "condition: forward_sets needs K conditions; a data-conditioned "
+                "hypernetwork makes one weight set per input, use forward(x)"
+            )
+        weights = {
+            name: w.dense() if isinstance(w, StructuredWeight) else w
+            for name, w in self.generate(condition).items()
+        }
+        info = self.target.spec.params[0]
+        first = weights[info.name]
+        if first.dim() != len(info.shape) + 1:
+            raise ShapeError(
+                f"condition: forward_sets needs K weight sets, but {condition!r} gives one "
+                "(use forward(x, condition) for a single set)"
+            )
+        for name, module in self.target.module.named_modules():
+            if isinstance(module, _BatchNorm) and module.training:
+                raise HypercoreError(
+                    f"forward_sets runs the K weight sets under vmap, where batch norm "
+                    f"{name!r} cannot update its running statistics in training mode: call "
+                    ".eval() on the target first"
+                )
+
+        def one_set(w: dict[str, torch.Tensor]) -> Any:
+            return self.target(x, w, *args, **kwargs)
+
+        return vmap(one_set, randomness="different")(weights)
+
+    @torch.no_grad()
+    def materialize(self, condition: Any = None) -> nn.Module:
+        """One generated weight set as a plain ``nn.Module``, to deploy without hypercore.
+
+        Returns a deep copy of the target module whose generated parameters hold
+        the weights for ``condition`` (trainable again, ``requires_grad=True``);
+        ``materialize(c)(x)`` equals ``self(x, c)``. The hypernetwork and the
+        original module are not changed.
+
+        Args:
+            condition: one condition (e.g. one task id): it must give a single
+                weight set, not one per sample.
+        """
+        weights = self.generate(condition)
+        module = copy.deepcopy(self.target.module)
+        for info in self.target.spec:
+            w = weights[info.name]
+            w = w.dense() if isinstance(w, StructuredWeight) else w
+            if tuple(w.shape) != info.shape:
+                raise ShapeError(
+                    f"condition: materialize needs one weight set, but {condition!r} gives "
+                    f"weights[{info.name!r}] of shape {tuple(w.shape)} (expected {info.shape})"
+                )
+            param = module.get_parameter(info.name)
+            param.copy_(w.detach())
+            param.requires_grad_(True)
+        return module
+
     def _generate(self, condition: Any, distinct: tuple | None) -> dict[str, torch.Tensor]:
         if distinct is not None:
             values, inverse = distinct
@@ -253,21 +342,62 @@ class HyperNetwork(nn.Module):
             return {name: take(w, 0) for name, w in weights.items()}
         return weights
 
-    def forward(self, x: torch.Tensor, condition: Any = None, *args, **kwargs) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, condition: Any = None, *args, **kwargs) -> Any:
         """``target(x)`` with the weights for ``condition``.
 
         For a data-conditioned hypernetwork (:class:`~hypercore.inputs.DataEncoder`)
-        the condition defaults to ``x`` itself. A batch whose conditions take only
-        a few distinct values (at most :data:`GROUPED_LIMIT`, e.g. a mixed-task
-        batch) runs one dense call per value with that value's shared weights;
-        the result equals the per-sample computation.
+        the condition defaults to ``x`` itself. A condition that gives ``N``
+        weight sets (e.g. ``N`` task ids) needs ``N`` equal to the batch size.
+
+        A batch whose conditions take only a few distinct values (at most
+        :data:`GROUPED_LIMIT`, e.g. a mixed-task batch) runs one dense call per
+        value with that value's shared weights; the result equals the per-sample
+        computation. The grouping is data-dependent (it reads the distinct values
+        on the host), so it is skipped where it could change the result or the
+        trace: under ``torch.compile`` (per-sample weights instead), with
+        further arguments for the target, and for targets with training-mode
+        batch norm (whose statistics must cover the whole batch).
         """
         if condition is None and self.conditioner.conditions_on_data:
             condition = x
+        if torch.compiler.is_compiling():
+            weights = self._generate(condition, None)
+            self._check_count(weights, x)
+            return self.target(x, weights, *args, **kwargs)
         distinct = self.conditioner.distinct(condition)
-        if distinct is not None and len(distinct[0]) <= GROUPED_LIMIT and not args and not kwargs:
-            return self._grouped_forward(x, *distinct)
-        return self.target(x, self._generate(condition, distinct), *args, **kwargs)
+        if distinct is not None:
+            self._check_count_of(len(distinct[1]), x)
+            if (
+                len(distinct[0]) <= GROUPED_LIMIT
+                and not args
+                and not kwargs
+                and self.target.can_split_batch
+            ):
+                return self._grouped_forward(x, *distinct)
+        weights = self._generate(condition, distinct)
+        self._check_count(weights, x)
+        return self.target(x, weights, *args, **kwargs)
+
+    def _check_count(self, weights: dict[str, Any], x: torch.Tensor) -> None:
+        """Per-sample weights must come one per input: name the condition, not the weights."""
+        info = self.target.spec.params[0]
+        first = weights[info.name]
+        lead = first.batch() if isinstance(first, StructuredWeight) else (
+            first.shape[0] if first.dim() == len(info.shape) + 1 else None
+        )  # fmt: skip
+        if lead is not None:
+            self._check_count_of(lead, x)
+
+    def _check_count_of(self, count: int, x: torch.Tensor) -> None:
+        bd = self.target.batch_dim
+        if not isinstance(x, torch.Tensor) or bd is None or x.dim() <= bd:
+            return
+        if count != x.shape[bd]:
+            raise ShapeError(
+                f"condition: gives {count} weight sets (e.g. {count} task ids) for a batch of "
+                f"{x.shape[bd]} inputs; give one condition per input or a single one for "
+                "the whole batch (for K weight sets on the same inputs, use forward_sets)"
+            )
 
     def _grouped_forward(self, x: torch.Tensor, values: Any, inverse: torch.Tensor):
         """A batch drawn from a few distinct conditions: run each group with its shared
@@ -277,9 +407,9 @@ class HyperNetwork(nn.Module):
         sizes = torch.bincount(inverse, minlength=len(values)).tolist()
         outputs = [
             self.target(chunk, {name: take(w, group) for name, w in weights.items()})
-            for group, chunk in enumerate(x[order].split(sizes))
+            for group, chunk in enumerate(self.target.split_input(x, order, sizes))
         ]
-        return torch.cat(outputs)[torch.argsort(order)]
+        return self.target.concat_outputs(outputs, torch.argsort(order))
 
     def parameter_counts(self) -> dict[str, int]:
         """Trainable parameters of each part, and the size of one generated weight set."""
