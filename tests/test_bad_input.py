@@ -72,23 +72,23 @@ def build(**options) -> hc.HyperNetwork:
 #: constructor -> (call with keyword overrides, size arguments it takes)
 SIZED: dict[str, tuple[Callable[..., object], list[str]]] = {
     "TaskEmbedding": (
-        lambda **kw: TaskEmbedding(**{"num_tasks": 3, "dim": 4, **kw}),
-        ["num_tasks", "dim"],
+        lambda **kw: TaskEmbedding(**{"num_tasks": 3, "embedding_dim": 4, **kw}),
+        ["num_tasks", "embedding_dim"],
     ),
     "DataEncoder": (
-        lambda **kw: DataEncoder(**{"in_features": 6, "dim": 4, **kw}),
-        ["in_features", "dim"],
+        lambda **kw: DataEncoder(**{"in_features": 6, "embedding_dim": 4, **kw}),
+        ["in_features", "embedding_dim"],
     ),
-    "NoiseSource": (lambda **kw: NoiseSource(**{"dim": 3, **kw}), ["dim"]),
+    "NoiseSource": (lambda **kw: NoiseSource(**{"embedding_dim": 3, **kw}), ["embedding_dim"]),
     "ScalarInput": (lambda **kw: ScalarInput(**kw), ["num_scalars"]),
     "MLPBody": (lambda **kw: MLPBody(**{"in_features": 4, **kw}), ["in_features"]),
     "HyperLSTMCell": (
         lambda **kw: HyperLSTMCell(**{"input_size": 3, "hidden_size": 4, **kw}),
-        ["input_size", "hidden_size", "hyper_size", "embedding_size"],
+        ["input_size", "hidden_size", "hyper_size", "embedding_dim"],
     ),
     "SupportSetTransformer": (
         lambda **kw: SupportSetTransformer(**{"feature_dim": 4, "num_classes": 3, **kw}),
-        ["feature_dim", "num_classes", "d_model", "heads", "layers", "dim_feedforward"],
+        ["feature_dim", "num_classes", "d_model", "num_heads", "num_layers", "dim_feedforward"],
     ),
     "OnceHead": (lambda **kw: OnceHead(**{"in_features": 4, "spec": mlp_spec(), **kw}), []),
     "ChunkWiseHead": (
@@ -204,7 +204,7 @@ NUMBER_CASES = {
     "activation typo": (lambda: MLPBody(4, (8,), activation="rleu"), "activation"),
     "DataEncoder activation": (lambda: DataEncoder(6, 4, activation=3), "activation"),
     "SupportSetTransformer d_model % heads": (
-        lambda: SupportSetTransformer(4, 3, d_model=30, heads=4),
+        lambda: SupportSetTransformer(4, 3, d_model=30, num_heads=4),
         "d_model",
     ),
     "CoordinateHyperNetwork condition_dim=-1": (

@@ -52,7 +52,7 @@ def test_prototype_classifier_is_nearest_prototype():
 
 
 def test_support_set_transformer_shapes_order_invariance_and_gradients():
-    gen = SupportSetTransformer(feature_dim=5, num_classes=3, d_model=16, heads=2, layers=1)
+    gen = SupportSetTransformer(feature_dim=5, num_classes=3, d_model=16, num_heads=2, num_layers=1)
     feats = torch.randn(4, 6, 5)
     labels = torch.tensor([0, 0, 1, 1, 2, 2]).expand(4, -1)
     w = gen(feats, labels)
@@ -66,7 +66,7 @@ def test_support_set_transformer_shapes_order_invariance_and_gradients():
 
 
 def test_support_set_transformer_errors_name_the_argument():
-    gen = SupportSetTransformer(feature_dim=5, num_classes=3, d_model=16, heads=2, layers=1)
+    gen = SupportSetTransformer(feature_dim=5, num_classes=3, d_model=16, num_heads=2, num_layers=1)
     with pytest.raises(hc.ShapeError, match=r"features: expected shape \(E, S, 5\)"):
         gen(torch.randn(6, 5), torch.zeros(6, dtype=torch.long))
     with pytest.raises(hc.ShapeError, match="labels: expected values in 0..2"):

@@ -20,7 +20,7 @@ def plain_lstm_like(model: HyperLSTM) -> nn.LSTM:
 
 
 def test_with_scaling_fixed_at_one_it_is_a_plain_lstm():
-    model = HyperLSTM(5, 12, hyper_size=6, embedding_size=3)
+    model = HyperLSTM(5, 12, hyper_size=6, embedding_dim=3)
     x = torch.randn(4, 9, 5)
     expected, (h_n, c_n) = plain_lstm_like(model)(x)
     outputs, state = model(x)
@@ -30,7 +30,7 @@ def test_with_scaling_fixed_at_one_it_is_a_plain_lstm():
 
 
 def test_the_hyper_lstm_changes_the_main_lstm_once_it_learns():
-    model = HyperLSTM(5, 12, hyper_size=6, embedding_size=3)
+    model = HyperLSTM(5, 12, hyper_size=6, embedding_dim=3)
     with torch.no_grad():
         model.cell.scale_h.weight.normal_(0, 0.5)
     x = torch.randn(4, 9, 5)
@@ -38,7 +38,7 @@ def test_the_hyper_lstm_changes_the_main_lstm_once_it_learns():
 
 
 def test_gradients_reach_every_parameter():
-    model = HyperLSTM(5, 12, hyper_size=6, embedding_size=3)
+    model = HyperLSTM(5, 12, hyper_size=6, embedding_dim=3)
     with torch.no_grad():
         for p in (model.cell.scale_x, model.cell.scale_h, model.cell.shift_b):
             p.weight.normal_(0, 0.1)

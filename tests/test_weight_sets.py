@@ -100,3 +100,22 @@ def test_sequence_first_build_and_checkpoint_keep_batch_dim(tmp_path):
     back = hypercore.load(tmp_path / "l.safetensors", module=nn.LSTM(3, 4))
     assert back.target.batch_dim == 1
     torch.testing.assert_close(back(x, torch.tensor([0, 2]))[0], out)
+
+
+@pytest.mark.parametrize(
+    ("make", "old", "new"),
+    [
+        (lambda **kw: hypercore.TaskEmbedding(3, **kw), "dim", "embedding_dim"),
+        (lambda **kw: NoiseSource(**kw), "dim", "embedding_dim"),
+        (lambda **kw: hypercore.DataEncoder(6, **kw), "dim", "embedding_dim"),
+        (lambda **kw: hypercore.HyperLSTM(3, 4, **kw), "embedding_size", "embedding_dim"),
+        (lambda **kw: hypercore.SupportSetTransformer(4, 3, d_model=8, **kw), "heads", "num_heads"),
+    ],
+)
+def test_renamed_arguments_still_work_with_a_deprecation_warning(make, old, new):
+    with pytest.warns(DeprecationWarning, match=f"{old}= is renamed {new}="):
+        old_way = make(**{old: 4 if new != "num_heads" else 2})
+    new_way = make(**{new: 4 if new != "num_heads" else 2})
+    assert type(old_way) is type(new_way)
+    with pytest.raises(hypercore.HypercoreError, match=f"both {old}="):
+        make(**{old: 2, new: 2})

@@ -23,6 +23,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from hypercore._deprecation import renamed
 from hypercore.errors import (
     HypercoreError,
     ShapeError,
@@ -40,8 +41,8 @@ class SupportSetTransformer(nn.Module):
         feature_dim: ``d``, the size of the features the classifier reads.
         num_classes: ``N``.
         d_model: the transformer's width.
-        heads: attention heads.
-        layers: encoder layers.
+        num_heads: attention heads (formerly ``heads``).
+        num_layers: encoder layers (formerly ``layers``).
         dim_feedforward: width of each layer's feed-forward block.
 
     Shapes:
@@ -49,13 +50,14 @@ class SupportSetTransformer(nn.Module):
         ``{"weight": (E, N, d), "bias": (E, N)}``.
     """
 
+    @renamed(heads="num_heads", layers="num_layers")
     def __init__(
         self,
         feature_dim: int,
         num_classes: int,
         d_model: int = 64,
-        heads: int = 4,
-        layers: int = 2,
+        num_heads: int = 4,
+        num_layers: int = 2,
         dim_feedforward: int = 128,
     ):
         super().__init__()
@@ -63,20 +65,22 @@ class SupportSetTransformer(nn.Module):
         self.num_classes = check_positive_int("num_classes", num_classes)
         for name, value in (
             ("d_model", d_model),
-            ("heads", heads),
-            ("layers", layers),
+            ("num_heads", num_heads),
+            ("num_layers", num_layers),
             ("dim_feedforward", dim_feedforward),
         ):
             check_positive_int(name, value)
-        if d_model % heads:
-            raise HypercoreError(f"d_model: expected a multiple of heads={heads}, got {d_model}")
+        if d_model % num_heads:
+            raise HypercoreError(
+                f"d_model: expected a multiple of num_heads={num_heads}, got {d_model}"
+            )
         self.embed_support = nn.Linear(feature_dim + num_classes, d_model)
         self.query = nn.Parameter(torch.randn(d_model) * 0.02)
         self.class_slots = nn.Parameter(torch.randn(num_classes, d_model) * 0.02)
         layer = nn.TransformerEncoderLayer(
-            d_model, heads, dim_feedforward, dropout=0.0, batch_first=True
+            d_model, num_heads, dim_feedforward, dropout=0.0, batch_first=True
         )
-        self.encoder = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
+        self.encoder = nn.TransformerEncoder(layer, num_layers, enable_nested_tensor=False)
         self.to_weight = nn.Linear(d_model, feature_dim)
         self.to_bias = nn.Linear(d_model, 1)
 

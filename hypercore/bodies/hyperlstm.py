@@ -31,6 +31,7 @@ import math
 import torch
 from torch import nn
 
+from hypercore._deprecation import renamed
 from hypercore.errors import ShapeError, check_positive_int, check_tensor, shape_str
 
 State = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]  # h, c, hyper h, hyper c
@@ -43,31 +44,33 @@ class HyperLSTMCell(nn.Module):
         input_size: features per step of the input.
         hidden_size: the main LSTM's hidden size ``H``.
         hyper_size: the hyper LSTM's hidden size (small, e.g. 32).
-        embedding_size: size of each of the three embeddings ``z_x, z_h, z_b``.
+        embedding_dim: size of each of the three embeddings ``z_x, z_h, z_b``
+            (formerly ``embedding_size``).
 
     Shapes:
         ``x (B, input_size)``, state ``(h, c, hyper_h, hyper_c)`` ->
         ``(h', (h', c', hyper_h', hyper_c'))``.
     """
 
+    @renamed(embedding_size="embedding_dim")
     def __init__(
-        self, input_size: int, hidden_size: int, hyper_size: int = 32, embedding_size: int = 8
+        self, input_size: int, hidden_size: int, hyper_size: int = 32, embedding_dim: int = 8
     ):
         super().__init__()
         self.input_size = check_positive_int("input_size", input_size)
         self.hidden_size = check_positive_int("hidden_size", hidden_size)
         self.hyper_size = check_positive_int("hyper_size", hyper_size)
-        self.embedding_size = check_positive_int("embedding_size", embedding_size)
+        self.embedding_dim = check_positive_int("embedding_dim", embedding_dim)
         gates = 4 * hidden_size
         bound = 1.0 / math.sqrt(hidden_size)  # torch.nn.LSTMCell's init
         self.weight_ih = nn.Parameter(torch.empty(gates, input_size).uniform_(-bound, bound))
         self.weight_hh = nn.Parameter(torch.empty(gates, hidden_size).uniform_(-bound, bound))
         self.bias = nn.Parameter(torch.empty(gates).uniform_(-bound, bound))
         self.hyper = nn.LSTMCell(input_size + hidden_size, hyper_size)
-        self.to_embeddings = nn.Linear(hyper_size, 3 * embedding_size)
-        self.scale_x = nn.Linear(embedding_size, gates, bias=False)
-        self.scale_h = nn.Linear(embedding_size, gates, bias=False)
-        self.shift_b = nn.Linear(embedding_size, gates, bias=False)
+        self.to_embeddings = nn.Linear(hyper_size, 3 * embedding_dim)
+        self.scale_x = nn.Linear(embedding_dim, gates, bias=False)
+        self.scale_h = nn.Linear(embedding_dim, gates, bias=False)
+        self.shift_b = nn.Linear(embedding_dim, gates, bias=False)
         for projection in (self.scale_x, self.scale_h, self.shift_b):
             nn.init.zeros_(projection.weight)
 
@@ -102,17 +105,18 @@ class HyperLSTM(nn.Module):
     """A HyperLSTM over whole sequences (batch first).
 
     Args:
-        input_size, hidden_size, hyper_size, embedding_size: see :class:`HyperLSTMCell`.
+        input_size, hidden_size, hyper_size, embedding_dim: see :class:`HyperLSTMCell`.
 
     Shapes:
         ``x (B, T, input_size)`` -> ``outputs (B, T, hidden_size)`` and the final state.
     """
 
+    @renamed(embedding_size="embedding_dim")
     def __init__(
-        self, input_size: int, hidden_size: int, hyper_size: int = 32, embedding_size: int = 8
+        self, input_size: int, hidden_size: int, hyper_size: int = 32, embedding_dim: int = 8
     ):
         super().__init__()
-        self.cell = HyperLSTMCell(input_size, hidden_size, hyper_size, embedding_size)
+        self.cell = HyperLSTMCell(input_size, hidden_size, hyper_size, embedding_dim)
 
     def forward(self, x: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
         check_tensor("x", x)

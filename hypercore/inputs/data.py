@@ -8,6 +8,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from hypercore._deprecation import renamed
 from hypercore.bodies.mlp import mlp_layers
 from hypercore.errors import (
     HypercoreError,
@@ -32,14 +33,14 @@ class DataEncoder(Conditioner):
     Args:
         in_features: number of input features per sample (the product of the
             trailing dimensions of ``x``; images are flattened).
-        dim: embedding size ``E``.
+        embedding_dim: embedding size ``E`` (formerly ``dim``).
         hidden: widths of the built-in MLP encoder's hidden layers.
         activation: the built-in encoder's activation.
-        encoder: optional custom ``nn.Module`` mapping ``x`` to ``(B, dim)``;
+        encoder: optional custom ``nn.Module`` mapping ``x`` to ``(B, embedding_dim)``;
             replaces the built-in MLP (it cannot then be rebuilt from a
             checkpoint's configuration: pass it again when loading). It may
-            hold no tensor at all (e.g. ``nn.Identity()`` with ``dim ==
-            in_features``): the encoder then takes its dtype and device from a
+            hold no tensor at all (e.g. ``nn.Identity()`` with ``embedding_dim
+            == in_features``): the encoder then takes its dtype and device from a
             buffer that follows ``.to()``.
 
     Call with:
@@ -49,17 +50,18 @@ class DataEncoder(Conditioner):
 
     conditions_on_data = True
 
+    @renamed(dim="embedding_dim")
     def __init__(
         self,
         in_features: int,
-        dim: int,
+        embedding_dim: int,
         hidden: Sequence[int] = (64,),
         activation: str = "relu",
         encoder: nn.Module | None = None,
     ):
         super().__init__()
         self.in_features = check_positive_int("in_features", in_features)
-        self.out_features = check_positive_int("dim", dim)
+        self.out_features = check_positive_int("embedding_dim", embedding_dim)
         self.hidden = check_int_sequence("hidden", hidden)
         self.activation = activation
         self.custom = encoder is not None
@@ -67,7 +69,7 @@ class DataEncoder(Conditioner):
             encoder = nn.Sequential(
                 nn.Flatten(),
                 *mlp_layers(in_features, self.hidden, activation),
-                nn.Linear(self.hidden[-1] if self.hidden else in_features, dim),
+                nn.Linear(self.hidden[-1] if self.hidden else in_features, embedding_dim),
             )
         elif not isinstance(encoder, nn.Module):
             raise HypercoreTypeError(
@@ -85,7 +87,7 @@ class DataEncoder(Conditioner):
             )
         return {
             "in_features": self.in_features,
-            "dim": self.out_features,
+            "embedding_dim": self.out_features,
             "hidden": list(self.hidden),
             "activation": self.activation,
         }

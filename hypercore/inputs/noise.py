@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from hypercore._deprecation import renamed
 from hypercore.errors import (
     HypercoreError,
     HypercoreTypeError,
@@ -26,7 +27,7 @@ class NoiseSource(Conditioner):
     one member of an ensemble.
 
     Args:
-        dim: noise size ``E``.
+        embedding_dim: noise size ``E`` (formerly ``dim``).
         std: its standard deviation (default 1; finite and > 0).
 
     Call with:
@@ -37,14 +38,15 @@ class NoiseSource(Conditioner):
         device). An optional ``generator`` makes draws reproducible.
     """
 
-    def __init__(self, dim: int, std: float = 1.0):
+    @renamed(dim="embedding_dim")
+    def __init__(self, embedding_dim: int, std: float = 1.0):
         super().__init__()
-        self.out_features = check_positive_int("dim", dim)
+        self.out_features = check_positive_int("embedding_dim", embedding_dim)
         self.std = check_float("std", std, low=0.0, low_open=True)
         self.register_buffer("_anchor", torch.zeros(()), persistent=False)
 
     def config(self) -> dict:
-        return {"dim": self.out_features, "std": self.std}
+        return {"embedding_dim": self.out_features, "std": self.std}
 
     def sample(
         self, n: int | None = None, generator: torch.Generator | None = None

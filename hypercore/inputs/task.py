@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from hypercore._deprecation import renamed
 from hypercore.errors import (
     ShapeError,
     check_float,
@@ -23,7 +24,7 @@ class TaskEmbedding(Conditioner):
 
     Args:
         num_tasks: how many tasks; ids run from 0 to ``num_tasks - 1``.
-        dim: embedding size ``E``.
+        embedding_dim: embedding size ``E`` (formerly ``dim``).
         init_std: standard deviation of the initial embeddings (default 1).
 
     Call with:
@@ -33,15 +34,20 @@ class TaskEmbedding(Conditioner):
         would index with them as masks), and so are ids outside ``0..num_tasks-1``.
     """
 
-    def __init__(self, num_tasks: int, dim: int, init_std: float = 1.0):
+    @renamed(dim="embedding_dim")
+    def __init__(self, num_tasks: int, embedding_dim: int, init_std: float = 1.0):
         super().__init__()
         self.num_tasks = check_positive_int("num_tasks", num_tasks)
-        self.out_features = check_positive_int("dim", dim)
+        self.out_features = check_positive_int("embedding_dim", embedding_dim)
         self.init_std = check_float("init_std", init_std, low=0.0)
-        self.weight = nn.Parameter(torch.randn(num_tasks, dim) * init_std)
+        self.weight = nn.Parameter(torch.randn(num_tasks, embedding_dim) * init_std)
 
     def config(self) -> dict:
-        return {"num_tasks": self.num_tasks, "dim": self.out_features, "init_std": self.init_std}
+        return {
+            "num_tasks": self.num_tasks,
+            "embedding_dim": self.out_features,
+            "init_std": self.init_std,
+        }
 
     def forward(self, task: int | torch.Tensor) -> torch.Tensor:
         if isinstance(task, int) and not isinstance(task, bool) and 0 <= task < self.num_tasks:
