@@ -51,7 +51,7 @@ from hypercore.heads import (
 )
 from hypercore.hypernetwork import HEADS, HyperNetwork
 from hypercore.init import INIT_METHODS
-from hypercore.inputs import Conditioner, DataEncoder, NoiseSource, TaskEmbedding
+from hypercore.inputs import Conditioner, DataEncoder, NoiseSource, ScalarInput, TaskEmbedding
 from hypercore.target import LowRank, ParamInfo, RowScaled, Target, WeightSpec
 from hypercore.train import History, accuracy, fit
 
@@ -82,6 +82,7 @@ __all__ = [
     "OnceHead",
     "ParamInfo",
     "RowScaled",
+    "ScalarInput",
     "ScalingHead",
     "ShapeError",
     "SupportSetTransformer",

@@ -157,6 +157,9 @@ def check_choice(name: str, value: Any, choices: Sequence[str]) -> str:
 def check_finite(name: str, values: torch.Tensor) -> None:
     """Check that every value is finite (one host sync, no loop)."""
     bad = ~torch.isfinite(values)
+    if torch.compiler.is_compiling():  # no host sync in a compiled graph
+        torch._assert_async(~bad.any(), f"{name}: expected finite values")
+        return
     if bool(bad.any()):
         first = float(values[bad].reshape(-1)[0])
         raise HypercoreError(f"{name}: expected finite values, got {first}")
@@ -183,6 +186,9 @@ def check_in_range(name: str, values: torch.Tensor, low: float, high: float) -> 
     The message names the first offending value and the range.
     """
     bad = ~((values >= low) & (values <= high))  # NaN compares False: it is bad too
+    if torch.compiler.is_compiling():  # no host sync in a compiled graph
+        torch._assert_async(~bad.any(), f"{name}: expected values in [{low}, {high}]")
+        return
     if bool(bad.any()):
         first = float(values[bad].reshape(-1)[0])
         raise HypercoreError(

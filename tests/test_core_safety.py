@@ -280,3 +280,32 @@ def test_per_sample_loop_helper_still_agrees():
     x = torch.randn(5, 6)
     w = random_weights(target, batch=5)
     torch.testing.assert_close(target(x, w), per_sample_loop(target, x, w))
+
+
+def test_bad_selection_and_empty_per_sample_batches_are_named():
+    with pytest.raises(hc.HypercoreError, match="include: expected a glob pattern"):
+        Target(make_mlp(), 5)
+    with pytest.raises(hc.HypercoreError, match="module_types: expected an nn.Module subclass"):
+        Target(make_mlp(), module_types="Linear")
+    target = Target(nn.Conv2d(3, 4, 3))
+    with pytest.raises(ShapeError, match="non-empty batch"):
+        target(torch.randn(0, 3, 5, 5), random_weights(target, batch=0))
+    assert target(torch.randn(0, 3, 5, 5), random_weights(target)).shape == (0, 4, 3, 3)
+
+
+def test_input_dtype_device_and_feature_size_are_named():
+    target = Target(make_mlp())
+    with pytest.raises(hc.DtypeDeviceError, match="x: expected dtype torch.float32"):
+        target(torch.randn(3, 6, dtype=torch.float64), random_weights(target))
+    with pytest.raises(ShapeError, match=r"'0.weight'.*expects inputs \(\.\.\., 6\), got \(3, 5\)"):
+        target(torch.randn(3, 5), random_weights(target))
+    with pytest.raises(ShapeError, match=r"'0.weight'.*expects inputs \(\.\.\., 6\), got \(3, 5\)"):
+        target(torch.randn(3, 5), random_weights(target, batch=3))
+
+
+def test_scalar_conditions_compile_without_host_syncs():
+    torch._dynamo.reset()
+    hnet = HyperNetwork.build(make_mlp(), hc.ScalarInput(1, 0.0, 1.0), head="once")
+    compiled = torch.compile(hnet, fullgraph=True, backend="aot_eager")
+    x = torch.randn(4, 6)
+    torch.testing.assert_close(compiled(x, torch.tensor(0.3)), hnet(x, torch.tensor(0.3)))

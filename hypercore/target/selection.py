@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from torch import nn
 
-from hypercore.errors import HypercoreError
+from hypercore.errors import HypercoreError, HypercoreTypeError
 from hypercore.target.spec import ParamInfo, WeightSpec
 
 Patterns = str | Sequence[str]
@@ -18,8 +18,10 @@ def _as_patterns(name: str, value: Patterns | None) -> tuple[str, ...]:
         return ()
     if isinstance(value, str):
         return (value,)
-    if not all(isinstance(v, str) for v in value):
-        raise TypeError(f"{name}: expected a string or a sequence of strings, got {value!r}")
+    if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+        raise HypercoreTypeError(
+            f"{name}: expected a glob pattern or a list of them (e.g. '*.weight'), got {value!r}"
+        )
     return tuple(value)
 
 
@@ -67,6 +69,13 @@ def select_parameters(
     exclude_p = _as_patterns("exclude", exclude)
     if module_types is not None and not isinstance(module_types, tuple):
         module_types = (module_types,)
+    if module_types is not None and not all(
+        isinstance(t, type) and issubclass(t, nn.Module) for t in module_types
+    ):
+        raise HypercoreTypeError(
+            f"module_types: expected an nn.Module subclass or a tuple of them (e.g. nn.Linear), "
+            f"got {module_types!r}"
+        )
 
     # A tied parameter (one tensor under several names) is generated once, under its
     # first name, when any of its names is selected: it stays tied.

@@ -113,6 +113,9 @@ class Target(nn.Module):
             if module_types is None
             else (module_types if isinstance(module_types, tuple) else (module_types,))
         )
+        self.spec: WeightSpec = select_parameters(
+            module, include, exclude=exclude, module_types=module_types
+        )
         #: The selection, as JSON-able values (checkpoints store it).
         self.selection = {
             "include": [include] if isinstance(include, str) else list(include or ["*"]),
@@ -121,9 +124,6 @@ class Target(nn.Module):
         }
         if batch_dim is not None:
             self.selection["batch_dim"] = batch_dim
-        self.spec: WeightSpec = select_parameters(
-            module, include, exclude=exclude, module_types=module_types
-        )
         # (owner module, local name) of each generated parameter: its template is
         # looked up at every call, so .to(), load_state_dict and the like stay in force.
         self._slots: tuple[tuple[nn.Module, str], ...] = tuple(
@@ -250,6 +250,10 @@ class Target(nn.Module):
             ordered = [shared[n] for n in self.names]
             with WeightSubstitution(templates, self.names, ordered, [False] * len(ordered)):
                 return self.module(x, *args, **kwargs)
+        if batch == 0:
+            raise ShapeError(
+                f"x: per-sample weights need a non-empty batch, got shape {shape_str(x.shape)}"
+            )
         if self.batch_dim is None:
             raise HypercoreError(
                 f"per-sample weights need the batch dimension of {type(self.module).__name__}'s "
