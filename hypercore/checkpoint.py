@@ -166,6 +166,7 @@ def read_config(path: str | Path) -> dict[str, Any]:
     missing = [k for k in CONFIG_KEYS if not isinstance(config, dict) or k not in config]
     if missing:
         raise CheckpointError(f"{path}: the hypercore configuration lacks {missing}")
+    assert isinstance(config, dict)
     return config
 
 
@@ -305,6 +306,7 @@ def _take_dtypes(hnet: nn.Module, tensors: dict[str, torch.Tensor]) -> None:
     own = hnet.state_dict(keep_vars=True)
     for name, saved in tensors.items():
         mine = own.get(name)
-        floating = mine is not None and mine.is_floating_point() and saved.is_floating_point()
-        if floating and mine.dtype != saved.dtype:
+        if mine is None:
+            continue
+        if mine.is_floating_point() and saved.is_floating_point() and mine.dtype != saved.dtype:
             mine.data = mine.data.to(saved.dtype)

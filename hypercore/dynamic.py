@@ -93,8 +93,10 @@ class CoordinateHyperNetwork(nn.Module):
         self.from_condition = (
             nn.Linear(condition_dim, hidden, bias=False) if condition_dim else None
         )
-        nn.init.zeros_(self.bias_out[-1].weight)
-        nn.init.zeros_(self.bias_out[-1].bias)
+        last = self.bias_out[-1]
+        assert isinstance(last, nn.Linear)
+        nn.init.zeros_(last.weight)
+        nn.init.zeros_(last.bias)
         self.gains = nn.Parameter(torch.ones(num_layers))
         with torch.no_grad():  # gains: Kaiming variance 2/64 at fan-in 64 (a 32 x 64 probe)
             probe = fourier_features(coordinates(64, self.gains), frequencies)
@@ -120,10 +122,10 @@ class CoordinateHyperNetwork(nn.Module):
                 f"CoordinateHyperNetwork writes {self.num_layers} linear layers; the target "
                 f"generates {spec.shapes}"
             )
-        out = []
+        out: list[tuple[str, tuple[int, int], str | None]] = []
         for p in weights:
             bias = p.name.rsplit(".", 1)[0] + ".bias"
-            out.append((p.name, p.shape, bias if bias in spec.by_name else None))
+            out.append((p.name, (p.shape[0], p.shape[1]), bias if bias in spec.by_name else None))
         extra = set(spec.names) - {n for n, _, _ in out} - {b for _, _, b in out if b}
         if extra:
             raise HypercoreError(f"CoordinateHyperNetwork cannot generate {sorted(extra)}")

@@ -436,7 +436,8 @@ class HyperNetwork(nn.Module):
                     f"{role} {type(part).__name__} cannot describe itself as JSON; "
                     f"pass {role}=... when loading instead"
                 )
-            return part.describe()
+            described: dict[str, Any] = part.describe()  # type: ignore[operator]
+            return described
 
         return {
             "target": self.target.selection,

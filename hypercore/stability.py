@@ -26,9 +26,10 @@ def spectral_normalize(hnet: nn.Module) -> nn.Module:
     Returns:
         ``hnet`` itself.
     """
-    for part in (hnet.conditioner, hnet.body):
+    parts = [m for m in (hnet.conditioner, hnet.body) if isinstance(m, nn.Module)]
+    for part in parts:
         for module in list(part.modules()):
             if isinstance(module, nn.Linear) and not hasattr(module, "parametrizations"):
                 spectral_norm(module)
-    hnet.spectral_norm = True
+    object.__setattr__(hnet, "spectral_norm", True)
     return hnet

@@ -98,6 +98,7 @@ def fit(
         if parameters is not None
         else [p for p in model.parameters() if p.requires_grad]
     )
+    optimizer: torch.optim.Optimizer
     if weight_decay > 0:
         optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
     else:

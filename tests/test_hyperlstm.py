@@ -54,5 +54,5 @@ def test_zero_projections_still_receive_gradients():
 
 
 def test_wrong_input_shape_is_named():
-    with pytest.raises(ShapeError, match=r"expected shape \(B, T, 5\), got \(2, 5\)"):
+    with pytest.raises(ShapeError, match=r"expected shape \(B, T, 5\) with T >= 1, got \(2, 5\)"):
         HyperLSTM(5, 12)(torch.randn(2, 5))

@@ -120,12 +120,14 @@ class HyperLSTM(nn.Module):
 
     def forward(self, x: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
         check_tensor("x", x)
-        if x.dim() != 3 or x.shape[2] != self.cell.input_size:
+        if x.dim() != 3 or x.shape[2] != self.cell.input_size or x.shape[1] == 0:
             raise ShapeError(
-                f"x: expected shape (B, T, {self.cell.input_size}), got {shape_str(x.shape)}"
+                f"x: expected shape (B, T, {self.cell.input_size}) with T >= 1, "
+                f"got {shape_str(x.shape)}"
             )
         outputs = []
         for t in range(x.shape[1]):
-            h, state = self.cell(x[:, t], state)
+            h, new_state = self.cell(x[:, t], state)
+            state = new_state
             outputs.append(h)
-        return torch.stack(outputs, dim=1), state
+        return torch.stack(outputs, dim=1), new_state

@@ -73,12 +73,12 @@ def sample_episodes(
             q_idx.append(order[k_shot : k_shot + n_query])
         support.append(torch.cat(s_idx))
         query.append(torch.cat(q_idx))
-    support, query = torch.stack(support), torch.stack(query)  # (E, N*K), (E, N*Q)
+    support_t, query_t = torch.stack(support), torch.stack(query)  # (E, N*K), (E, N*Q)
     labels = torch.arange(n_way)
     return Episodes(
-        x[support],
+        x[support_t],
         labels.repeat_interleave(k_shot).expand(num_episodes, -1).clone(),
-        x[query],
+        x[query_t],
         labels.repeat_interleave(n_query).expand(num_episodes, -1).clone(),
         torch.tensor(chosen),
     )

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from hypercore.config import build
-from hypercore.errors import HypercoreError
+from hypercore.errors import HypercoreError, HypercoreTypeError
 from hypercore.heads.base import Head
 from hypercore.heads.structured import ModulationHead
 from hypercore.target.spec import WeightSpec
@@ -42,6 +42,10 @@ class ResidualHead(Head):
         super().__init__(in_features, spec)
         if isinstance(inner, dict):
             inner = build(inner, in_features=in_features, spec=spec)
+        if not isinstance(inner, Head):
+            raise HypercoreTypeError(
+                f"inner: expected a hypercore Head or its config dict, got {type(inner).__name__}"
+            )
         if isinstance(inner, ModulationHead):
             raise HypercoreError(
                 f"ResidualHead wraps heads that generate whole tensors; {type(inner).__name__} "

@@ -60,6 +60,9 @@ class ScaledOutputHead(Head):
     Subclasses implement :meth:`raw`.
     """
 
+    scale: torch.Tensor  # buffers
+    offset: torch.Tensor
+
     def __init__(self, in_features: int, spec: WeightSpec):
         super().__init__(in_features, spec)
         self.register_buffer("scale", torch.ones(spec.total))

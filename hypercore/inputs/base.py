@@ -39,10 +39,10 @@ class Conditioner(Configurable, nn.Module):
 
     def _anchor_like(self) -> torch.Tensor:
         """A parameter or buffer of this module, for its dtype and device."""
-        for t in self.parameters():
-            return t
-        for t in self.buffers():
-            return t
+        for p in self.parameters():
+            return p
+        for b in self.buffers():
+            return b
         raise HypercoreError(
             f"{type(self).__name__} holds no tensor to take its dtype and device from; "
             "register one (e.g. a non-persistent buffer) in its constructor"

@@ -48,6 +48,8 @@ class DataEncoder(Conditioner):
         built-in encoder, ``x`` must have its dtype and device.
     """
 
+    _anchor: torch.Tensor  # a buffer: dtype and device of the conditioner
+
     conditions_on_data = True
 
     @renamed(dim="embedding_dim")

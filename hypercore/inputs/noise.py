@@ -38,6 +38,8 @@ class NoiseSource(Conditioner):
         device). An optional ``generator`` makes draws reproducible.
     """
 
+    _anchor: torch.Tensor  # a buffer: dtype and device of the conditioner
+
     @renamed(dim="embedding_dim")
     def __init__(self, embedding_dim: int, std: float = 1.0):
         super().__init__()

@@ -58,6 +58,8 @@ class ScalarInput(Conditioner):
         weights of 1.0). The ``"identity"`` encoding extrapolates linearly.
     """
 
+    _anchor: torch.Tensor  # a buffer: dtype and device of the conditioner
+
     def __init__(
         self, num_scalars: int = 1, low: float = 0.0, high: float = 1.0, encoding: str = "cos_sin"
     ):

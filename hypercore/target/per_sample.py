@@ -65,6 +65,8 @@ def linear_per_sample(
             low = torch.bmm(torch.bmm(x3, weight.v), weight.u.transpose(1, 2))  # (B, T, out)
             low = low.reshape(y.shape)
         return _add_bias(y + low, bias, batch)
+    if isinstance(weight, StructuredWeight):  # any other structure: the full weights
+        weight = weight.dense()
     if weight.dim() == 2:  # shared weight, per-sample bias
         return _add_bias(F.linear(x, weight), bias, batch)
     x3 = x.unsqueeze(1) if x.dim() == 2 else x.reshape(batch, -1, x.shape[-1])  # (B, T, in)
@@ -144,11 +146,12 @@ def conv2d_per_sample(
     Returns:
         ``(B, O, H', W')``.
     """
-    stride, dilation = _pair(stride), _pair(dilation)
+    stride2: tuple[int, int] = _pair(stride)
+    dilation2: tuple[int, int] = _pair(dilation)
     padding = padding if isinstance(padding, str) else _pair(padding)
     batch = x.shape[0]
     if isinstance(weight, RowScaled):  # y = s * conv(x, W0), per output channel
-        y = F.conv2d(x, weight.base, None, stride, padding, dilation, groups)
+        y = F.conv2d(x, weight.base, None, stride2, padding, dilation2, groups)
         scale = weight.scale
         y = y * (scale.view(1, -1, 1, 1) if scale.dim() == 1 else scale.view(batch, -1, 1, 1))
         if bias is None:
@@ -157,7 +160,7 @@ def conv2d_per_sample(
     if isinstance(weight, StructuredWeight):
         weight = weight.dense()
     if weight.dim() == 4:  # shared kernel, per-sample bias
-        y = F.conv2d(x, weight, None, stride, padding, dilation, groups)
+        y = F.conv2d(x, weight, None, stride2, padding, dilation2, groups)
         if bias is None:
             return y
         return y + (bias.view(1, -1, 1, 1) if bias.dim() == 1 else bias.view(batch, -1, 1, 1))
@@ -166,12 +169,12 @@ def conv2d_per_sample(
     if strategy == "auto":
         strategy = "grouped"
         if x.is_cuda and not isinstance(padding, str):
-            h_out = _conv_output_size(x.shape[2], kh, stride[0], padding[0], dilation[0])
-            w_out = _conv_output_size(x.shape[3], kw, stride[1], padding[1], dilation[1])
+            h_out = _conv_output_size(x.shape[2], kh, stride2[0], padding[0], dilation2[0])
+            w_out = _conv_output_size(x.shape[3], kw, stride2[1], padding[1], dilation2[1])
             if batch * x.shape[1] * kh * kw * h_out * w_out <= UNFOLD_LIMIT:
                 strategy = "unfold"
     if strategy == "unfold" and not isinstance(padding, str):
-        cols, h_out, w_out = _im2col(x, kh, kw, stride, padding, dilation)
+        cols, h_out, w_out = _im2col(x, kh, kw, stride2, padding, dilation2)
         kernels = weight.reshape(batch, groups, out_channels // groups, -1)  # (B, g, O/g, K)
         cols = cols.view(batch, groups, -1, cols.shape[-1])  # (B, g, K, L)
         y = torch.matmul(kernels, cols).view(batch, out_channels, h_out, w_out)
@@ -181,9 +184,9 @@ def conv2d_per_sample(
             x.reshape(1, batch * x.shape[1], *x.shape[2:]),  # (1, B*C, H, W)
             weight.reshape(batch * out_channels, *weight.shape[2:]),  # (B*O, C/g, kh, kw)
             fused_bias,  # (B*O,) or None
-            stride,
+            stride2,
             padding,
-            dilation,
+            dilation2,
             batch * groups,
         )  # (1, B*O, H', W')
         y = y.view(batch, out_channels, y.shape[-2], y.shape[-1])

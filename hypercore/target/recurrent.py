@@ -104,7 +104,7 @@ def _run(
         if dropout and train and layer < num_layers - 1:
             seq = F.dropout(seq, dropout, training=True)
     out = seq.transpose(0, 1) if batch_first else seq
-    return out, torch.stack(h_n), (None if c0 is None else torch.stack(c_n))
+    return out, torch.stack(h_n), (None if c0 is None else torch.stack(c_n))  # type: ignore[arg-type]
 
 
 def lstm_reference(input, hx, params, has_biases, num_layers, dropout, train, bidirectional,

@@ -54,7 +54,7 @@ class StructuredWeight:
     def select(self, index: int | torch.Tensor) -> StructuredWeight:
         """The weight of sample ``index`` (an int drops the batch dimension; a tensor
         of indices gathers samples)."""
-        return type(self)(self.base, *(f[index] for f in self.factors().values()))
+        return type(self)(self.base, *(f[index] for f in self.factors().values()))  # type: ignore[call-arg]
 
     def validate(self, name: str, shape: tuple[int, ...], like: torch.Tensor) -> int | None:
         """Check shapes, dtypes and devices against a target tensor; return ``batch()``."""

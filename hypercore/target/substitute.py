@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Sequence
+from types import FrameType
 from typing import Any
 
 import torch
@@ -189,7 +190,9 @@ class WeightSubstitution(TorchFunctionMode):
         if hooks is not None:
             unpack = hooks[1]
             if getattr(unpack, "__qualname__", "").endswith(_CHECKPOINT_UNPACK):
-                cells = dict(zip(unpack.__code__.co_freevars, unpack.__closure__, strict=True))
+                cells = dict(
+                    zip(unpack.__code__.co_freevars, unpack.__closure__ or (), strict=True)
+                )
                 frame = cells["frame"].cell_contents
                 if not getattr(frame, "_hypercore_substitution", False):
                     frame.recompute_fn = _under(self.copy(), frame.recompute_fn)
@@ -210,7 +213,7 @@ def _under(mode: WeightSubstitution, fn: Callable) -> Callable:
 
 
 def _refuse_reentrant_checkpoint() -> None:
-    frame = sys._getframe(2)
+    frame: FrameType | None = sys._getframe(2)
     while frame is not None:
         if frame.f_code.co_name == "forward" and "CheckpointFunction" in repr(
             frame.f_locals.get("ctx", "")

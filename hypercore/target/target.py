@@ -117,7 +117,7 @@ class Target(nn.Module):
             module, include, exclude=exclude, module_types=module_types
         )
         #: The selection, as JSON-able values (checkpoints store it).
-        self.selection = {
+        self.selection: dict[str, Any] = {
             "include": [include] if isinstance(include, str) else list(include or ["*"]),
             "exclude": [exclude] if isinstance(exclude, str) else list(exclude or []),
             "module_types": [t.__name__ for t in types],
@@ -131,7 +131,7 @@ class Target(nn.Module):
             for owner, _, local in (info.name.rpartition(".") for info in self.spec)
         )
         for owner, local in self._slots:
-            owner._parameters[local].requires_grad_(False)
+            _param(owner, local).requires_grad_(False)
         self._fast = all(type(owner) in FAST_LAYERS for owner, _ in self._slots)
         sequence_first = any(getattr(m, "batch_first", True) is False for m in module.modules())
         default_dim = None if sequence_first else 0
@@ -154,7 +154,7 @@ class Target(nn.Module):
         return self.spec.total
 
     def _templates(self) -> tuple[torch.Tensor, ...]:
-        return tuple(owner._parameters[local] for owner, local in self._slots)
+        return tuple(_param(owner, local) for owner, local in self._slots)
 
     def template(self) -> dict[str, torch.Tensor]:
         """The module's own values of the generated parameters (detached copies)."""
@@ -247,8 +247,8 @@ class Target(nn.Module):
         shared, per_sample = self._sort_weights(weights, batch)
         templates = self._templates()
         if not per_sample:
-            ordered = [shared[n] for n in self.names]
-            with WeightSubstitution(templates, self.names, ordered, [False] * len(ordered)):
+            whole = [shared[n] for n in self.names]
+            with WeightSubstitution(templates, self.names, whole, [False] * len(whole)):
                 return self.module(x, *args, **kwargs)
         if batch == 0:
             raise ShapeError(
@@ -261,7 +261,7 @@ class Target(nn.Module):
                 "Target(..., batch_dim=1) for (T, B, ...) inputs (or batch_dim=0)"
             )
         if self._fast and self.batch_dim == 0:
-            ordered = [per_sample.get(n, shared.get(n)) for n in self.names]
+            ordered: list[Any] = [per_sample.get(n, shared.get(n)) for n in self.names]
             flags = [n in per_sample for n in self.names]
             with WeightSubstitution(templates, self.names, ordered, flags, batch=batch):
                 return self.module(x, *args, **kwargs)
@@ -271,7 +271,7 @@ class Target(nn.Module):
         """Validate ``x`` against the module's parameters; return the batch size (or None)."""
         if not isinstance(x, torch.Tensor):
             return None
-        reference = self._slots[0][0]._parameters[self._slots[0][1]]
+        reference = _param(*self._slots[0])
         if x.device != reference.device:
             raise DtypeDeviceError(
                 f"x: expected device {reference.device} (the target's parameters), got "
@@ -344,6 +344,13 @@ class Target(nn.Module):
         in_dims = (0, bd, *(bd if isinstance(a, torch.Tensor) else None for a in args))
         run = vmap(one_sample, in_dims=in_dims, out_dims=out_dims, randomness="different")
         return run(dense, x, *args)
+
+
+def _param(owner: nn.Module, local: str) -> torch.Tensor:
+    """The module's own parameter ``local`` of ``owner`` (a template of a generated one)."""
+    param = owner._parameters[local]
+    assert param is not None
+    return param
 
 
 def _autocast_enabled() -> bool:
