@@ -31,6 +31,10 @@ would give. With gain :math:`c` (2 for ReLU targets, 1 for linear/tanh):
 Tensors that are neither a layer's weight nor its bias (e.g. a LayerNorm gain)
 start at the module's own value with a small condition-dependent part.
 
+:func:`init_module_` draws a module's *own* weights at the variance a method
+generates (for a learned residual base, or a plain baseline, that should start
+at the same scale as the generated weights).
+
 :math:`\mathbb{E}[h^2]` is measured, not assumed: the hypernetwork runs its
 body on a batch of example conditions (:meth:`Conditioner.example_condition`).
 """
@@ -40,8 +44,10 @@ from __future__ import annotations
 import math
 
 import torch
+from torch import nn
 
 from hypercore.errors import HypercoreError
+from hypercore.target.selection import select_parameters
 from hypercore.target.spec import ParamInfo, WeightSpec
 
 INIT_METHODS = ("hyperfan_in", "hyperfan_out", "bias_hyperinit", "default")
@@ -114,3 +120,39 @@ def init_rows_(
     weight.uniform_(-1.0, 1.0).mul_(bound)
     if bias is not None:
         bias.copy_(mean.to(bias))
+
+
+@torch.no_grad()
+def init_module_(
+    module: nn.Module, method: str = DEFAULT_INIT, gain: float = math.sqrt(2.0)
+) -> nn.Module:
+    """Redraw a module's own weights and biases at the variance ``method`` gives generated ones.
+
+    Every layer weight and bias is drawn uniformly with zero mean and the variance
+    :func:`target_variance` gives it (other tensors, e.g. a LayerNorm gain, are
+    left alone). A learned base that starts at the module's own values (a
+    :class:`~hypercore.heads.ResidualHead`) or a plain baseline then starts at the
+    scale of the weights a hypernetwork initialised with ``method`` generates, so
+    that comparisons between them are not comparisons of initial scale.
+
+    Args:
+        module: the target module (changed in place).
+        method: ``"hyperfan_in"`` or ``"hyperfan_out"`` (``"bias_hyperinit"`` and
+            ``"default"`` prescribe no variance for the target's own values).
+        gain: the target's activation gain (``sqrt(2)`` for ReLU).
+
+    Returns:
+        ``module``.
+    """
+    if check_method(method) not in ("hyperfan_in", "hyperfan_out"):
+        raise HypercoreError(
+            f"init_module_: method must set a scale of its own ('hyperfan_in' or "
+            f"'hyperfan_out'), got {method!r}"
+        )
+    for info in select_parameters(module):
+        if info.role == "other":
+            continue
+        param = module.get_parameter(info.name)
+        std = math.sqrt(target_variance(info, method, gain, 0.0))
+        param.uniform_(-1.0, 1.0).mul_(math.sqrt(3.0) * std)
+    return module

@@ -1,13 +1,15 @@
-"""Magnitude-invariant inputs, residual heads, spectral normalisation."""
+"""Magnitude-invariant inputs, residual heads, spectral normalisation, matched initial scales."""
 
 import math
 
 import pytest
 import torch
 from conftest import make_mlp
+from torch import nn
 
 import hypercore as hc
 from hypercore.heads import ResidualHead
+from hypercore.init import init_module_
 from hypercore.inputs import ScalarInput
 from hypercore.stability import spectral_normalize
 
@@ -88,3 +90,41 @@ def test_stability_parts_round_trip_through_checkpoints(spectral, tmp_path):
     x, c = torch.randn(4, 6), torch.rand(4) * 2
     assert torch.equal(hnet(x, c), loaded(x, c))
     assert loaded.config() == hnet.config()
+
+
+def test_init_module_draws_the_scale_a_hyperfan_init_generates():
+    torch.manual_seed(0)
+    module = nn.Sequential(nn.Linear(64, 32), nn.ReLU(), nn.LayerNorm(32), nn.Linear(32, 10))
+    assert init_module_(module, "hyperfan_in") is module
+    for layer in (module[0], module[3]):  # ReLU gain 2, bias generated: Var(W) = 1 / fan_in
+        w = layer.weight.detach()
+        assert float(w.var()) * layer.in_features == pytest.approx(1.0, rel=0.15)
+        assert float(w.abs().max()) <= math.sqrt(3.0 / layer.in_features) + 1e-6
+    biases = torch.cat([module[0].bias, module[3].bias]).detach()
+    assert float(biases.var()) == pytest.approx(1.0, rel=0.5)
+    assert torch.equal(module[2].weight, torch.ones(32))  # other tensors keep their values
+    init_module_(module, "hyperfan_out")
+    assert float(module[0].weight.detach().var()) * 32 == pytest.approx(2.0, rel=0.15)
+
+
+def test_init_module_matches_a_residual_base_to_the_generated_scale():
+    def rms(hnet):
+        with torch.no_grad():
+            w = hnet.generate(torch.linspace(0, 1, 8))
+        return float(torch.cat([t.flatten() for t in w.values()]).pow(2).mean().sqrt())
+
+    torch.manual_seed(0)
+    sizes = (64, 32, 10)
+    plain = hc.HyperNetwork.build(make_mlp(sizes), ScalarInput(encoding="identity"))
+    default_base = hc.HyperNetwork.build(make_mlp(sizes), ScalarInput(), residual=True)
+    matched = hc.HyperNetwork.build(init_module_(make_mlp(sizes)), ScalarInput(), residual=True)
+    assert rms(matched) == pytest.approx(rms(plain), rel=0.15)
+    assert rms(default_base) < 0.8 * rms(plain)  # PyTorch's default init is smaller
+
+
+def test_init_module_needs_a_method_with_a_scale():
+    for method in ("default", "bias_hyperinit"):
+        with pytest.raises(hc.HypercoreError, match="scale of its own"):
+            init_module_(make_mlp(), method)
+    with pytest.raises(hc.HypercoreError, match="init: expected one of"):
+        init_module_(make_mlp(), "kaiming")
