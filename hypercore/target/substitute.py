@@ -78,6 +78,10 @@ class WeightSubstitution(TorchFunctionMode):
         self.per_sample = tuple(per_sample)
         self.batch = batch
         self.in_vmap = in_vmap
+        self.any_per_sample = any(self.per_sample)
+        # Eager: find templates by identity in a dict; traced (torch.compile): by `is`.
+        self.compiling = torch.compiler.is_compiling()
+        self._ids = None if self.compiling else {id(t): i for i, t in enumerate(self.templates)}
 
     def copy(self) -> WeightSubstitution:
         """A fresh mode with the same substitution (a mode is entered once at a time)."""
@@ -87,7 +91,11 @@ class WeightSubstitution(TorchFunctionMode):
 
     # -- finding templates ------------------------------------------------------------
 
-    def _index(self, value: Any) -> int:
+    def _index(self, value: torch.Tensor) -> int:
+        if not isinstance(value, torch.nn.Parameter):  # templates are the module's Parameters
+            return -1
+        if self._ids is not None:
+            return self._ids.get(id(value), -1)
         for i, template in enumerate(self.templates):
             if value is template:
                 return i
@@ -107,19 +115,19 @@ class WeightSubstitution(TorchFunctionMode):
     # -- dispatch ---------------------------------------------------------------------
 
     def __torch_function__(self, func: Callable, types, args=(), kwargs=None):
-        kwargs = kwargs or {}
         used: list[int] = []
-        new_args = tuple(self._swap(a, used) for a in args)
-        if not used and not kwargs:
-            return func(*args)
-        new_kwargs = {k: self._swap(v, used) for k, v in kwargs.items()}
+        new_args = tuple([self._swap(a, used) for a in args])
+        if kwargs:
+            new_kwargs = {k: self._swap(v, used) for k, v in kwargs.items()}
+        else:
+            new_kwargs = kwargs = {}
         if not used:
             return func(*args, **kwargs)
-        if not torch.compiler.is_compiling():
+        if not self.compiling:
             self._follow_checkpoint(used)
-        if any(self.per_sample[i] for i in used):
+        if self.any_per_sample and any(self.per_sample[i] for i in used):
             return self._per_sample_call(func, new_args, new_kwargs, used)
-        if func is F.linear or func is torch.conv2d:
+        if func is F.linear:
             self._check_layer_input(func, new_args, used)
         if self.in_vmap and func in _RECURRENT:
             if not isinstance(new_args[2], list | tuple):  # (data, batch_sizes, hx, params, ...)

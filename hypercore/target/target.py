@@ -166,7 +166,10 @@ class Target(nn.Module):
     # -- checking ---------------------------------------------------------------
 
     def _sort_weights(
-        self, weights: Mapping[str, torch.Tensor], batch: int | None
+        self,
+        weights: Mapping[str, torch.Tensor],
+        batch: int | None,
+        templates: tuple[torch.Tensor, ...] | None = None,
     ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
         """Check ``weights`` against the spec; split into shared and per-sample."""
         if not isinstance(weights, Mapping):
@@ -183,8 +186,9 @@ class Target(nn.Module):
             )
         shared: dict[str, torch.Tensor] = {}
         per_sample: dict[str, torch.Tensor] = {}
-        autocast = _autocast_enabled()
-        for info, own in zip(self.spec, self._templates(), strict=True):
+        if templates is None:
+            templates = self._templates()
+        for info, own in zip(self.spec, templates, strict=True):
             w = weights[info.name]
             if isinstance(w, StructuredWeight):
                 b = w.validate(f"weights[{info.name!r}]", info.shape, own)
@@ -203,7 +207,7 @@ class Target(nn.Module):
                     f"weights[{info.name!r}]: expected a torch.Tensor or a structured weight, "
                     f"got {type(w).__name__}"
                 )
-            if w.device != own.device or (w.dtype != own.dtype and not autocast):
+            if w.device != own.device or (w.dtype != own.dtype and not _autocast_enabled()):
                 check_like(f"weights[{info.name!r}]", w, own)
             if w.shape == info.shape:
                 shared[info.name] = w
@@ -243,9 +247,9 @@ class Target(nn.Module):
         Returns:
             Whatever the module returns.
         """
-        batch = self._check_input(x)
-        shared, per_sample = self._sort_weights(weights, batch)
         templates = self._templates()
+        batch = self._check_input(x, templates[0])
+        shared, per_sample = self._sort_weights(weights, batch, templates)
         if not per_sample:
             whole = [shared[n] for n in self.names]
             with WeightSubstitution(templates, self.names, whole, [False] * len(whole)):
@@ -267,11 +271,10 @@ class Target(nn.Module):
                 return self.module(x, *args, **kwargs)
         return self._vmap_per_sample(x, shared, per_sample, templates, args, kwargs)
 
-    def _check_input(self, x: Any) -> int | None:
+    def _check_input(self, x: Any, reference: torch.Tensor) -> int | None:
         """Validate ``x`` against the module's parameters; return the batch size (or None)."""
         if not isinstance(x, torch.Tensor):
             return None
-        reference = _param(*self._slots[0])
         if x.device != reference.device:
             raise DtypeDeviceError(
                 f"x: expected device {reference.device} (the target's parameters), got "
