@@ -10,6 +10,7 @@ from pathlib import Path
 import torch
 
 from hypercore.book.gitstate import DIRTY, TreeState, tree_state
+from hypercore.book.toc import in_reading_order
 
 RECORDS = "provenance.json"
 PAGE = "provenance.md"
@@ -121,7 +122,8 @@ def write_page(book: Path, records: dict[str, dict]) -> None:
         "| notebook | profile | device | duration | date | commit | python | torch |",
         "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
-    for name, r in sorted(records.items()):
+    for name in in_reading_order(book, list(records)):
+        r = records[name]
         lines.append(
             f"| [{Path(name).stem}]({name}) | {r['profile']} (seed {r['seed']}) | {r['device']} "
             f"| {r['duration_s']:.0f} s | {r['date']} | {commit_cell(r)} | {r['python']} "

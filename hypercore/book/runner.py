@@ -35,6 +35,7 @@ Guards (exit status 2, before anything runs):
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import sys
@@ -47,7 +48,7 @@ from pathlib import Path
 import nbformat
 
 from hypercore.book.gitstate import MANIFEST, TreeState, git_toplevel, tree_state, write_manifest
-from hypercore.book.imports import notebook_modules, package_dir, source_hash
+from hypercore.book.imports import INJECTED_TAG, notebook_modules, package_dir, source_hash
 from hypercore.book.provenance import GENERATED, load_records, record, save_records
 from hypercore.book.setup import DEVICE_ENV, PROFILE_ENV, PROFILES
 from hypercore.book.staleness import Stale, find_stale
@@ -89,6 +90,20 @@ def kernel_environment(root: Path, jobs: int, profile: str, device: str) -> None
         os.environ["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // jobs))
 
 
+def hide_injected_parameters(path: Path) -> None:
+    """Tag papermill's injected-parameters cell ``remove-cell``: the rendered page shows
+    the chapter, not the runner's bookkeeping (the cell stays in the notebook, for nbval)."""
+    nb = json.loads(path.read_text())
+    changed = False
+    for cell in nb["cells"]:
+        tags = cell.setdefault("metadata", {}).setdefault("tags", [])
+        if INJECTED_TAG in tags and "remove-cell" not in tags:
+            tags.append("remove-cell")
+            changed = True
+    if changed:
+        path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
+
+
 def execute(
     notebook: Path, destination: Path, params: dict, timeout: int, root: Path
 ) -> tuple[bool, float, str]:
@@ -116,6 +131,7 @@ def execute(
             message = str(err).strip().splitlines()
             return False, time.perf_counter() - start, message[-1] if message else repr(err)
         seconds = time.perf_counter() - start
+        hide_injected_parameters(out)
         destination.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(out, destination)
     return True, seconds, "ok"

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from hypercore.book.claims import CLAIM_KEY_PREFIX, CLAIM_MIME, GLUE_PREFIX, VERDICTS, Claim
+from hypercore.book.toc import toc_order
 
 PAGE = "scoreboard.md"
 #: Written by the runner (``hypercore.book.provenance.RECORDS``; not imported: it needs torch).
@@ -96,20 +97,6 @@ def find_notebooks(book: Path) -> list[Path]:
         for p in book.rglob("*.ipynb")
         if "_build" not in p.parts and ".ipynb_checkpoints" not in p.parts
     )
-
-
-def toc_order(book: Path) -> list[str]:
-    """Notebook paths relative to ``book``, in the order of ``_toc.yml`` (next to ``book``)."""
-    toc = book.parent / "_toc.yml"
-    if not toc.exists():
-        return []
-    prefix = book.name + "/"
-    order = []
-    for match in re.finditer(r"^\s*-?\s*(?:file|root):\s*(\S+)\s*$", toc.read_text(), re.M):
-        entry = match.group(1).strip("'\"")
-        if entry.startswith(prefix):
-            order.append(entry[len(prefix) :].removesuffix(".ipynb") + ".ipynb")
-    return order
 
 
 def collect(book: Path) -> list[Chapter]:
