@@ -1,18 +1,24 @@
 """Measuring a step: wall-clock time and peak memory, on the CPU or a GPU.
 
 Used by the complexity and performance chapters and the benchmark scripts.
-Timings are the *fastest* of several repeats after a warm-up (the minimum is
-the estimate least disturbed by other work on a shared machine); ratios
-between implementations are only meaningful when measured in the same run.
+:func:`measure` times one step (the *fastest* of several repeats after a
+warm-up: the estimate least disturbed by other work on a shared machine) and
+its peak memory. :func:`interleaved_times` compares implementations: it times
+each of them several times, interleaved, so that load on a shared machine
+falls on all of them alike and the spread over the repeats (:func:`spread`:
+min / median / max) shows how far the numbers move from run to run. Ratios
+between implementations are only meaningful when measured in the same run,
+and best taken repeat by repeat.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import statistics
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -81,9 +87,17 @@ def peak_memory(fn: Callable[[], object], device: torch.device) -> int:
 
 
 def measure(
-    fn: Callable[[], object], device: torch.device | str = "cpu", repeats: int = 5
+    fn: Callable[[], object],
+    device: torch.device | str = "cpu",
+    repeats: int = 5,
+    memory_repeats: int = 1,
 ) -> Measurement:
-    """Time ``fn`` (fastest of ``repeats`` after one warm-up) and its peak memory."""
+    """Time ``fn`` (fastest of ``repeats`` after one warm-up) and its peak memory.
+
+    ``memory_repeats > 1`` measures the peak that many times and keeps the
+    smallest: the first call under the CPU profiler can record allocations that
+    later, steady-state calls do not make.
+    """
     device = torch.device(device)
     fn()  # warm-up
     best = float("inf")
@@ -93,4 +107,75 @@ def measure(
         fn()
         _synchronize(device)
         best = min(best, time.perf_counter() - start)
-    return Measurement(best, peak_memory(fn, device))
+    peak = min(peak_memory(fn, device) for _ in range(max(1, memory_repeats)))
+    return Measurement(best, peak)
+
+
+def block_time(fn: Callable[[], object], seconds: float, device: torch.device) -> float:
+    """Seconds per call over one block of calls lasting about ``seconds`` (at least one call)."""
+    calls = 0
+    _synchronize(device)
+    start = time.perf_counter()
+    while True:
+        fn()
+        calls += 1
+        _synchronize(device)
+        elapsed = time.perf_counter() - start
+        if elapsed >= seconds:
+            return elapsed / calls
+
+
+def interleaved_times(
+    fns: Mapping[str, Callable[[], object]],
+    device: torch.device | str = "cpu",
+    repeats: int = 5,
+    block: float = 0.05,
+    warmup: int = 2,
+) -> dict[str, list[float]]:
+    """Seconds per call of every function, measured ``repeats`` times, interleaved.
+
+    After ``warmup`` calls of each function, every repeat times one block of
+    calls (about ``block`` seconds, at least one call) of each function in
+    turn; the order rotates from repeat to repeat. A change of load on a shared
+    machine therefore falls on every implementation alike, and repeat ``r`` of
+    two functions forms a pair: take ratios repeat by repeat.
+
+    Returns:
+        ``{name: [seconds per call in repeat 0, 1, ...]}``.
+    """
+    device = torch.device(device)
+    if repeats < 1 or block < 0 or warmup < 0:
+        raise ValueError(
+            f"repeats >= 1, block >= 0 and warmup >= 0 expected, got repeats={repeats}, "
+            f"block={block}, warmup={warmup}"
+        )
+    names = list(fns)
+    for name in names:
+        for _ in range(warmup):
+            fns[name]()
+    times: dict[str, list[float]] = {name: [] for name in names}
+    for r in range(repeats):
+        shift = r % len(names)
+        for name in names[shift:] + names[:shift]:
+            times[name].append(block_time(fns[name], block, device))
+    return times
+
+
+@dataclass(frozen=True)
+class Spread:
+    """The spread of repeated measurements: smallest, median and largest."""
+
+    min: float
+    median: float
+    max: float
+
+    def __str__(self) -> str:
+        return f"{self.median:.3g} ({self.min:.3g}-{self.max:.3g})"
+
+
+def spread(values: Sequence[float]) -> Spread:
+    """Min, median and max of repeated measurements (or of per-repeat ratios)."""
+    values = [float(v) for v in values]
+    if not values:
+        raise ValueError("spread: expected at least one value, got none")
+    return Spread(min(values), statistics.median(values), max(values))

@@ -2,7 +2,7 @@
 
 import torch
 
-from hypercore.measure import measure, peak_memory
+from hypercore.measure import interleaved_times, measure, peak_memory, spread
 
 
 def test_peak_memory_sees_a_temporary_allocation():
@@ -19,3 +19,24 @@ def test_measure_times_and_sizes_a_step():
     m = measure(lambda: x @ x, "cpu", repeats=3)
     assert m.seconds > 0 and m.ms == 1e3 * m.seconds
     assert m.peak_bytes >= 256 * 256 * 4
+
+
+def test_interleaved_times_rotate_and_pair_repeats():
+    calls = []
+    fns = {name: (lambda name=name: calls.append(name)) for name in "abc"}
+    times = interleaved_times(fns, "cpu", repeats=3, block=0.0, warmup=1)
+    assert {k: len(v) for k, v in times.items()} == {"a": 3, "b": 3, "c": 3}
+    assert all(t >= 0 for v in times.values() for t in v)
+    # one warm-up call each, then one call per block (block=0), the order rotating
+    assert calls == list("abc") + list("abc") + list("bca") + list("cab")
+
+
+def test_spread_is_min_median_max():
+    s = spread([3.0, 1.0, 2.0, 10.0])
+    assert (s.min, s.median, s.max) == (1.0, 2.5, 10.0)
+    assert str(spread([2.0])) == "2 (2-2)"
+
+
+def test_memory_repeats_keep_the_smallest_peak():
+    m = measure(lambda: torch.ones(256, 256).sum(), "cpu", repeats=1, memory_repeats=3)
+    assert 256 * 256 * 4 <= m.peak_bytes < 2 * 256 * 256 * 4 + 4096

@@ -12,19 +12,30 @@ of 32 units, with Adam, on a batch of 128 digits-sized inputs:
   sample gets its own weights.
 
 hypnettorch (0.0.4) and HyperLight (0.0.5) are optional (``pip install
-hypercore[peers]``); a library without a workload's feature is skipped, and
-where a peer can only apply one weight set at a time, its step loops (as a user
-of that library would have to). hypercore never loops over samples.
+hypercore[peers]``); a library without a workload's feature is skipped. The
+peers' main networks apply one weight set per call, so their plain
+per-sample step loops over the samples. A user can do better without leaving
+their API: ``torch.func.vmap`` over the per-sample weights of the peer's own
+functional forward (hypnettorch: ``mnet.forward(x, weights=...)``;
+HyperLight: its ``using_externals`` context inside the vmapped function). The
+``"hypnettorch + vmap"`` and ``"HyperLight + vmap"`` variants
+(:data:`VMAP_LIBRARIES`) do that for the per-sample workload. hypercore never
+loops over samples.
+
+:func:`peer_times` times every workload with all libraries interleaved
+(:func:`hypercore.measure.interleaved_times`), repeat by repeat.
 """
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.func import vmap
 
 import hypercore as hc
 
@@ -219,25 +230,146 @@ def hyperlight_steps(device: torch.device) -> dict[str, Step]:
     return steps
 
 
+def hypnettorch_vmap_steps(device: torch.device) -> dict[str, Step]:
+    """The per-sample workload in hypnettorch, its main network's forward vmapped over
+    the per-sample weights instead of looped."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from hypnettorch.hnets import HMLP
+        from hypnettorch.mnets import MLP
+    x, y, _ = _data(device)
+    mnet = MLP(n_in=64, n_out=10, hidden_layers=(64,), no_weights=True, verbose=False).to(device)
+    shapes = [tuple(s) for s in mnet.param_shapes]
+    encoder = nn.Sequential(nn.Linear(64, HIDDEN), nn.ReLU(), nn.Linear(HIDDEN, COND)).to(device)
+    data = HMLP(
+        shapes, uncond_in_size=COND, cond_in_size=0, layers=(HIDDEN,), num_cond_embs=0,
+        verbose=False,
+    ).to(device)  # fmt: skip
+    both = nn.ModuleList([encoder, data])
+
+    def one_sample(xi, *weights):
+        return mnet.forward(xi.unsqueeze(0), weights=list(weights)).squeeze(0)
+
+    batched = vmap(one_sample)
+
+    def per_sample_loss():
+        flat = data.forward(uncond_input=encoder(x), ret_format="flattened")  # (B, total)
+        pieces = flat.split([math.prod(s) for s in shapes], dim=1)
+        weights = [p.view(len(x), *s) for p, s in zip(pieces, shapes, strict=True)]
+        return F.cross_entropy(batched(x, *weights), y)
+
+    return {"per-sample weights": (_trainer(both, per_sample_loss), both)}
+
+
+def hyperlight_vmap_steps(device: torch.device) -> dict[str, Step]:
+    """The per-sample workload in HyperLight, the hypernetized module run under vmap with
+    each sample's weights set by ``using_externals`` inside the vmapped function."""
+    import hyperlight as hl
+
+    x, y, _ = _data(device)
+    main = _target()
+    main = hl.hypernetize(main, modules=hl.find_modules_of_type(main, [nn.Linear])).to(device)
+    encoder = nn.Sequential(nn.Linear(64, HIDDEN), nn.ReLU(), nn.Linear(HIDDEN, COND)).to(device)
+    hnet = hl.HyperNet(
+        input_shapes={"code": (COND,)},
+        output_shapes=main.external_shapes(),
+        hidden_sizes=[HIDDEN],
+        encoding=None,
+    ).to(device)
+    both = nn.ModuleList([encoder, hnet])
+
+    def one_sample(xi, params):
+        with main.using_externals(params):
+            return main(xi.unsqueeze(0)).squeeze(0)
+
+    batched = vmap(one_sample)
+
+    def per_sample_loss():
+        return F.cross_entropy(batched(x, hnet(code=encoder(x))), y)
+
+    return {"per-sample weights": (_trainer(both, per_sample_loss), both)}
+
+
 LIBRARIES: dict[str, Callable[[torch.device], dict[str, Step]]] = {
     "hypercore": hypercore_steps,
     "hypnettorch": hypnettorch_steps,
     "HyperLight": hyperlight_steps,
 }
 
+#: The peers' per-sample workload with ``torch.func.vmap`` instead of a loop.
+VMAP_LIBRARIES: dict[str, Callable[[torch.device], dict[str, Step]]] = {
+    "hypnettorch + vmap": hypnettorch_vmap_steps,
+    "HyperLight + vmap": hyperlight_vmap_steps,
+}
 
-def available_libraries() -> list[str]:
-    """The libraries importable here (hypercore always)."""
+_MODULES = {"hypnettorch": "hypnettorch", "HyperLight": "hyperlight"}
+
+
+def available_libraries(vmap: bool = False) -> list[str]:
+    """The libraries importable here (hypercore always); with ``vmap=True``, also the
+    peers' vmap variants (:data:`VMAP_LIBRARIES`)."""
     names = ["hypercore"]
-    for name, module in (("hypnettorch", "hypnettorch"), ("HyperLight", "hyperlight")):
+    for name, module in _MODULES.items():
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 __import__(module)
-            names.append(name)
         except ImportError:
-            pass
+            continue
+        names.append(name)
+        if vmap:
+            names.append(f"{name} + vmap")
     return names
+
+
+def _steps(library: str, device: torch.device) -> dict[str, Step]:
+    return {**LIBRARIES, **VMAP_LIBRARIES}[library](device)
+
+
+def _trainable(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def peer_times(
+    device: torch.device,
+    repeats: int = 5,
+    block: float = 0.1,
+    vmap: bool = True,
+    warmup: int = 2,
+) -> list[dict]:
+    """Time one training step of every workload in every available library, the
+    libraries interleaved repeat by repeat (:func:`hypercore.measure.interleaved_times`).
+
+    Returns:
+        One row per (workload, library, repeat): ``ms per step`` and
+        ``trainable parameters``.
+    """
+    from hypercore.measure import interleaved_times
+
+    libraries = available_libraries(vmap=vmap)
+    built = {}
+    for library in libraries:
+        torch.manual_seed(0)
+        built[library] = _steps(library, device)
+    rows = []
+    for workload in WORKLOADS:
+        present = [lib for lib in libraries if workload in built[lib]]
+        times = interleaved_times(
+            {lib: built[lib][workload][0] for lib in present}, device, repeats, block, warmup
+        )
+        for lib in present:
+            size = _trainable(built[lib][workload][1])
+            for r, seconds in enumerate(times[lib]):
+                rows.append(
+                    {
+                        "workload": workload,
+                        "library": lib,
+                        "repeat": r,
+                        "ms per step": 1e3 * seconds,
+                        "trainable parameters": size,
+                    }
+                )
+    return rows
 
 
 def peer_rows(device: torch.device, repeats: int = 10) -> list[dict]:

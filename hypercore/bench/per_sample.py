@@ -15,9 +15,11 @@ For each, three implementations of the same computation:
   written out by hand for exactly this target. Ratios are taken against the
   faster of the hand-written versions.
 
-Timed with ``torch.utils.benchmark`` (median of blocked runs, CUDA
-synchronised), forward only and forward + backward (gradients for the input
-and every weight), all in one run so the ratios compare like with like.
+Timed with ``torch.utils.benchmark`` (:func:`per_sample_rows`: median of
+blocked runs, CUDA synchronised), or repeatedly with the implementations
+interleaved (:func:`per_sample_times`: one row per repeat, for the spread over
+repeats), forward only and forward + backward (gradients for the input and
+every weight), all in one run so the ratios compare like with like.
 """
 
 from __future__ import annotations
@@ -103,8 +105,9 @@ def conv_case(batch: int, device: torch.device):
     )
 
 
-def time_call(fn, x, weights, backward: bool, min_time: float) -> float:
-    """Median seconds per call."""
+def make_step(fn, x, weights, backward: bool):
+    """A no-argument call of ``fn``: forward under ``no_grad``, or forward and the
+    gradients for the input and every weight."""
     if backward:
         x = x.detach().requires_grad_()
         weights = {n: w.detach().requires_grad_() for n, w in weights.items()}
@@ -119,7 +122,12 @@ def time_call(fn, x, weights, backward: bool, min_time: float) -> float:
             with torch.no_grad():
                 fn(x, weights)
 
-    # check the three implementations agree before timing them
+    return step
+
+
+def time_call(fn, x, weights, backward: bool, min_time: float) -> float:
+    """Median seconds per call."""
+    step = make_step(fn, x, weights, backward)
     step()
     timer = benchmark.Timer(
         stmt="step()", globals={"step": step}, num_threads=torch.get_num_threads()
@@ -166,4 +174,45 @@ def per_sample_rows(device: torch.device, batch: int, min_time: float = 0.5) -> 
                     ),
                 }
             )
+    return rows
+
+
+def per_sample_times(
+    device: torch.device, batch: int, repeats: int = 5, block: float = 0.05, warmup: int = 2
+) -> list[dict]:
+    """Like :func:`per_sample_rows`, measured ``repeats`` times with the implementations
+    interleaved (:func:`hypercore.measure.interleaved_times`): one row per (case, pass,
+    repeat), with the ratios of that repeat (the hand-written time is the faster of
+    the hand-written versions in that repeat).
+
+    Raises:
+        RuntimeError: when the implementations disagree (they must compute the same).
+    """
+    from hypercore.measure import interleaved_times
+
+    rows = []
+    for case_name, case in CASES.items():
+        x, weights, fns = case(batch, device)
+        error = check_agreement(x, weights, fns)
+        if error > 1e-3:
+            raise RuntimeError(f"{case_name}: implementations disagree by {error:.2e}")
+        for backward in (False, True):
+            steps = {k: make_step(fn, x, weights, backward) for k, fn in fns.items()}
+            times = interleaved_times(steps, device, repeats, block, warmup)
+            for r in range(repeats):
+                t = {k: v[r] for k, v in times.items()}
+                hand = min(v for k, v in t.items() if k.startswith("hand-written"))
+                rows.append(
+                    {
+                        "target": case_name,
+                        "batch": batch,
+                        "pass": "forward+backward" if backward else "forward",
+                        "repeat": r,
+                        "hypercore ms": 1e3 * t["hypercore"],
+                        "loop ms": 1e3 * t["loop"],
+                        "hand-written ms": 1e3 * hand,
+                        "loop speed-up": t["loop"] / t["hypercore"],
+                        "vs hand-written": t["hypercore"] / hand,
+                    }
+                )
     return rows
