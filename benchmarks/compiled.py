@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import platform
 import statistics
-import time
 from collections.abc import Callable
 
 import torch
@@ -36,36 +35,13 @@ import hypercore as hc
 from hypercore.bench import peers
 from hypercore.bench.per_sample import CASES
 from hypercore.book.setup import device_name, resolve_device
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def block_time(fn: Callable[[], object], seconds: float, device: torch.device) -> float:
-    """Seconds per call over a block of calls lasting about ``seconds``."""
-    calls, start = 0, time.perf_counter()
-    while True:
-        fn()
-        calls += 1
-        _sync(device)
-        elapsed = time.perf_counter() - start
-        if elapsed >= seconds:
-            return elapsed / calls
+from hypercore.measure import interleaved_times
 
 
 def interleaved(fns: dict[str, Callable], repeats: int, seconds: float, device) -> dict:
-    """``{name: [seconds per call, one per repeat]}``, implementations interleaved."""
-    for fn in fns.values():  # warm up (and compile) before timing
-        for _ in range(3):
-            fn()
-    _sync(device)
-    times: dict[str, list[float]] = {name: [] for name in fns}
-    for _ in range(repeats):
-        for name, fn in fns.items():
-            times[name].append(block_time(fn, seconds, device))
-    return times
+    """``{name: [seconds per call, one per repeat]}``, implementations interleaved (the
+    first calls, where torch.compile compiles, are warm-up)."""
+    return interleaved_times(fns, device, repeats=repeats, block=seconds, warmup=3)
 
 
 def ratio_cell(num: list[float], den: list[float]) -> str:
