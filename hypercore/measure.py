@@ -112,17 +112,20 @@ def measure(
 
 
 def block_time(fn: Callable[[], object], seconds: float, device: torch.device) -> float:
-    """Seconds per call over one block of calls lasting about ``seconds`` (at least one call)."""
-    calls = 0
+    """Seconds per call in one block of calls lasting about ``seconds`` (at least one call):
+    the median over the block's calls, so that a call descheduled by other work on a
+    shared machine does not move it."""
+    durations: list[float] = []
     _synchronize(device)
     start = time.perf_counter()
     while True:
+        begin = time.perf_counter()
         fn()
-        calls += 1
         _synchronize(device)
-        elapsed = time.perf_counter() - start
-        if elapsed >= seconds:
-            return elapsed / calls
+        end = time.perf_counter()
+        durations.append(end - begin)
+        if end - start >= seconds:
+            return statistics.median(durations)
 
 
 def interleaved_times(
@@ -136,9 +139,10 @@ def interleaved_times(
 
     After ``warmup`` calls of each function, every repeat times one block of
     calls (about ``block`` seconds, at least one call) of each function in
-    turn; the order rotates from repeat to repeat. A change of load on a shared
-    machine therefore falls on every implementation alike, and repeat ``r`` of
-    two functions forms a pair: take ratios repeat by repeat.
+    turn (:func:`block_time`: the median call of the block); the order rotates
+    from repeat to repeat. A change of load on a shared machine therefore falls
+    on every implementation alike, and repeat ``r`` of two functions forms a
+    pair: take ratios repeat by repeat.
 
     Returns:
         ``{name: [seconds per call in repeat 0, 1, ...]}``.

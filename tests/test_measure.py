@@ -2,7 +2,7 @@
 
 import torch
 
-from hypercore.measure import interleaved_times, measure, peak_memory, spread
+from hypercore.measure import block_time, interleaved_times, measure, peak_memory, spread
 
 
 def test_peak_memory_sees_a_temporary_allocation():
@@ -40,3 +40,15 @@ def test_spread_is_min_median_max():
 def test_memory_repeats_keep_the_smallest_peak():
     m = measure(lambda: torch.ones(256, 256).sum(), "cpu", repeats=1, memory_repeats=3)
     assert 256 * 256 * 4 <= m.peak_bytes < 2 * 256 * 256 * 4 + 4096
+
+
+def test_block_time_is_the_median_call():
+    import time
+
+    durations = iter([0.0, 0.03, 0.0, 0.0, 0.0])
+
+    def call():
+        time.sleep(next(durations, 0.0))
+
+    # one slow call (a descheduled one) among fast ones does not move the block's time
+    assert block_time(call, 0.04, torch.device("cpu")) < 0.01
