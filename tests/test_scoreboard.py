@@ -90,16 +90,21 @@ def test_one_row_per_claim_with_provenance(book):
     assert b.title == "Chapter B" and b.has_claim_cell
     assert [c.id for c in b.claims] == ["hn-beats-mlp", "smaller"]
     page = render(chapters, scoreboard.load_provenance(book))
-    first, second = rows(page)
+    first, _ = rows(page)
     cells = [c.strip() for c in re.split(r"(?<!\\)\|", first)[1:-1]]
-    assert cells[0] == "[Chapter B](design/b.ipynb) (`hn-beats-mlp`)"
-    assert cells[1] == "Ha, Dai & Le (2017), HyperNetworks"
-    assert cells[2] == "beats the MLP"
-    assert cells[3] == "digits, 64-32-10 MLP"
-    assert "difference +0.0460 [+0.0318, +0.0602] (95% CI), 5 seeds" in cells[4]
-    assert "Claim: hypernetwork - MLP > 0; seeds 0-4" in cells[4]
-    assert cells[5:] == ["**held**", "NVIDIA H200 (full)", "`abc1234`"]
-    assert "hypernetwork 1600 vs reference 4810" in second
+    assert cells[0] == "[b](design/b.ipynb): `hn-beats-mlp`"
+    assert cells[1] == "**held**"
+    assert cells[2] == "+0.0460 [+0.0318, +0.0602]; seeds 0-4"
+    assert cells[3] == "Ha, Dai & Le (2017), HyperNetworks"
+    assert len(rows(page)) == 2
+    details = page[page.index("## Every claim in full") :]
+    assert "### [Chapter B](design/b.ipynb)" in details
+    assert "- **Paper**: Ha, Dai & Le (2017), HyperNetworks: beats the MLP" in details
+    assert "- **Our setting**: digits, 64-32-10 MLP" in details
+    assert "difference +0.0460 [+0.0318, +0.0602] (95% CI), 5 seeds" in details
+    assert "Declared claim: hypernetwork - MLP > 0." in details
+    assert "- **Run**: NVIDIA H200 (full), commit `abc1234`" in details
+    assert "hypernetwork 1600 vs reference 4810" in details
     assert "2 claim(s) from 1 chapter(s): 2 held, 0 did not hold, 0 inconclusive." in page
     assert "Chapters without a claim cell: [Chapter A](foundations/a.ipynb)." in page
     assert "No chapter has stored a claim record yet" not in page
@@ -111,9 +116,9 @@ def test_smoke_runs_mismatches_and_missing_provenance_are_marked(tmp_path):
     write_notebook(book / "c.ipynb", "C", True, outputs)
     page = render(collect(book), {})
     row = rows(page)[0]
-    assert "a \\| b c" in row  # a pipe cannot break the table, nor a newline the row
-    assert "**held** (smoke run: not asserted) (the text says: did not hold)" in row
-    assert "NVIDIA H200 (smoke; no provenance record) | - |" in row
+    assert "| **held** (smoke run: not asserted) (the text says: did not hold) |" in row
+    assert "a \\| b c" in page  # a pipe cannot break a table, nor a newline a line
+    assert "NVIDIA H200 (smoke; no provenance record), commit unknown" in page
 
 
 def test_claim_cell_without_records_fails_the_check(book, capsys):
@@ -138,7 +143,7 @@ def test_an_empty_book_says_so(tmp_path):
     page = render(collect(tmp_path / "book"), {})
     assert "No chapter has stored a claim record yet" in page
     assert rows(page) == []
-    assert "| chapter (claim) | paper | the paper's claim |" in page
+    assert "| chapter (claim) | verdict | our result | paper |" in page
 
 
 def test_markdown_mentions_are_not_claim_cells(tmp_path):
@@ -215,7 +220,6 @@ def test_claims_stored_by_a_real_kernel_reach_the_scoreboard(tmp_path):
         env=env,
     )
     assert out.returncode == 0, out.stderr
-    assert (
-        "| [Kernel chapter](k.ipynb) (`greater`) | P (2020) | a beats b |"
-        in (book / "scoreboard.md").read_text()
-    )
+    page = (book / "scoreboard.md").read_text()
+    assert "| [k](k.ipynb): `greater` | **held** |" in page
+    assert "- **Paper**: P (2020): a beats b" in page

@@ -138,35 +138,59 @@ def _seeds(seeds: list[int] | None) -> str:
     return ("seed " if len(seeds) == 1 else "seeds ") + ", ".join(map(str, seeds))
 
 
-def _row(chapter: Chapter, claim: Claim, provenance: dict[str, dict]) -> str:
+def _run(chapter: Chapter, claim: Claim, provenance: dict[str, dict]) -> tuple[str, str | None]:
+    """The device (with profile) and commit of the run that measured ``claim``."""
     run = provenance.get(chapter.path)
     if run:
-        device, commit = f"{run.get('device', '?')} ({run.get('profile', '?')})", run.get("commit")
-    else:
-        device, commit = f"{claim.device} ({claim.profile}; no provenance record)", None
-    result = f"{claim.result}. Claim: {claim.claim}"
-    if claim.seeds:
-        result += f"; {_seeds(claim.seeds)}"
+        return f"{run.get('device', '?')} ({run.get('profile', '?')})", run.get("commit")
+    return f"{claim.device} ({claim.profile}; no provenance record)", None
+
+
+def _verdict(claim: Claim) -> str:
     verdict = f"**{claim.verdict}**"
     if claim.profile != "full":
         verdict += f" ({claim.profile} run: not asserted)"
     if claim.expected and claim.expected != claim.verdict:
         verdict += f" (the text says: {claim.expected})"
+    return verdict
+
+
+def _row(chapter: Chapter, claim: Claim) -> str:
+    """One line of the summary table: chapter and claim, verdict, our interval, paper."""
+    ours = claim.interval or claim.result
+    if claim.seeds:
+        ours += f"; {_seeds(claim.seeds)}"
+    short = Path(chapter.path).stem  # the full title heads the chapter's details below
     cells = [
-        f"[{_cell(chapter.title)}]({chapter.path}) (`{claim.id}`)",
+        f"[{short}]({chapter.path}): `{claim.id.removeprefix(short + '-')}`",
+        _verdict(claim),
+        _cell(ours),
         _cell(claim.paper),
-        _cell(claim.paper_claim),
-        _cell(claim.setting),
-        _cell(result),
-        verdict,
-        _cell(device),
-        f"`{commit}`" if commit else "-",
     ]
     return "| " + " | ".join(cells) + " |"
 
 
+def _details(chapter: Chapter, provenance: dict[str, dict]) -> list[str]:
+    """The chapter's claims in full: the paper's claim, our setting, result and run."""
+    lines = [f"### [{_cell(chapter.title)}]({chapter.path})", ""]
+    for claim in chapter.claims:
+        device, commit = _run(chapter, claim, provenance)
+        result = claim.result + (f"; {_seeds(claim.seeds)}" if claim.seeds else "")
+        lines += [
+            f"`{claim.id}`",
+            f":   {_verdict(claim)}. Declared claim: {_cell(claim.claim)}.",
+            "",
+            f"    - **Paper**: {_cell(claim.paper)}: {_cell(claim.paper_claim)}",
+            f"    - **Our setting**: {_cell(claim.setting)}",
+            f"    - **Our result**: {_cell(result)}",
+            f"    - **Run**: {_cell(device)}, commit " + (f"`{commit}`" if commit else "unknown"),
+            "",
+        ]
+    return lines
+
+
 def render(chapters: list[Chapter], provenance: dict[str, dict]) -> str:
-    """The page (MyST markdown)."""
+    """The page (MyST markdown): a summary table, then every claim in full."""
     claims = [(c, claim) for c in chapters for claim in c.claims]
     lines = [
         "# Reproduction scoreboard",
@@ -177,9 +201,10 @@ def render(chapters: list[Chapter], provenance: dict[str, dict]) -> str:
         f"build runs it), with the device and commit of each run from `book/{PROVENANCE}` "
         "(see [execution provenance](provenance.md)).",
         "",
-        "A result is the per-method mean ± standard deviation over seeds and the paired "
-        "difference with its 95% confidence interval (Student's t on the per-seed "
-        "differences, n - 1 degrees of freedom). The direction of each claim and, for "
+        "Our result is the paired difference between the two methods (or between a "
+        "method and a stated number) with its 95% confidence interval (Student's t on the "
+        "per-seed differences, n - 1 degrees of freedom); the details below give the "
+        "per-method mean ± standard deviation. The direction of each claim and, for "
         "*matches*, its margin were declared before the run. The verdict is **held** when "
         "the interval lies on the claimed side (for *matches*, inside the margin), "
         "**did not hold** when it lies on the other side, and **inconclusive** otherwise. "
@@ -194,13 +219,6 @@ def render(chapters: list[Chapter], provenance: dict[str, dict]) -> str:
             "executed by the runner.",
             "",
         ]
-    lines += [
-        "| chapter (claim) | paper | the paper's claim | our setting | our result "
-        "| verdict | device (profile) | commit |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
-    ]
-    lines += [_row(chapter, claim, provenance) for chapter, claim in claims]
-    lines.append("")
     counts = {v: sum(claim.verdict == v for _, claim in claims) for v in VERDICTS}
     if claims:
         lines += [
@@ -210,6 +228,19 @@ def render(chapters: list[Chapter], provenance: dict[str, dict]) -> str:
             + ".",
             "",
         ]
+    lines += [
+        "## Summary",
+        "",
+        "| chapter (claim) | verdict | our result | paper |",
+        "| --- | --- | --- | --- |",
+    ]
+    lines += [_row(chapter, claim) for chapter, claim in claims]
+    lines.append("")
+    if claims:
+        lines += ["## Every claim in full", ""]
+        for chapter in chapters:
+            if chapter.claims:
+                lines += _details(chapter, provenance)
     without = [c for c in chapters if not c.has_claim_cell and not c.claims]
     if without:
         lines += [
