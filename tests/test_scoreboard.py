@@ -223,3 +223,36 @@ def test_claims_stored_by_a_real_kernel_reach_the_scoreboard(tmp_path):
     page = (book / "scoreboard.md").read_text()
     assert "| [k](k.ipynb): `greater` | **held** |" in page
     assert "- **Paper**: P (2020): a beats b" in page
+
+
+def test_landing_page_maps_applications_to_chapters_modules_and_verdicts(tmp_path):
+    from hypercore.book import landing
+
+    book = tmp_path / "book"
+    (book / "applications").mkdir(parents=True)
+    module = tmp_path / "hypercore" / "apps"
+    module.mkdir(parents=True)
+    (module / "continual.py").write_text("")
+    held = scoreboard.Claim.from_dict(
+        {"id": "continual-a", "verdict": "held", "result": "r", "paper": "P (2020)"}
+    )
+    undecided = scoreboard.Claim.from_dict(
+        {"id": "continual-b", "verdict": "inconclusive", "result": "r", "paper": "P (2020)"}
+    )
+    chapter = scoreboard.Chapter(
+        path="applications/continual.ipynb",
+        title="Continual",
+        has_claim_cell=True,
+        claims=[held, undecided],
+    )
+    page = landing.write_page(book, [chapter])
+    text = page.read_text()
+    assert page == book / "applications" / "index.md"
+    assert "[Continual](continual.ipynb) (P (2020))" in text
+    assert "[1 held, 1 inconclusive](../scoreboard.md)" in text
+    assert "`hypercore.apps.continual`" in text  # the module file exists
+    assert "`hypercore.apps.transfer`" not in text  # it does not
+    assert "not written yet (planned: von Oswald et al. (2020))" in text  # transfer
+    total = sum(len(g) for g in landing.APPLICATIONS.values())
+    assert f"1 of the {total} applications have a chapter so far." in text
+    assert total == 18

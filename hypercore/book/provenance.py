@@ -15,7 +15,7 @@ from hypercore.book.toc import in_reading_order
 RECORDS = "provenance.json"
 PAGE = "provenance.md"
 # Pages the runner or the book build write in the book folder: outputs, never inputs, of a run.
-GENERATED = (RECORDS, PAGE, "scoreboard.md")
+GENERATED = (RECORDS, PAGE, "scoreboard.md", "applications/index.md")
 
 
 def git_commit(root: Path) -> str:

@@ -7,7 +7,8 @@ run from ``book/provenance.json`` (written by the runner).
 
 Usage (from the repository root)::
 
-    python -m hypercore.book.scoreboard            # write book/scoreboard.md
+    python -m hypercore.book.scoreboard            # write book/scoreboard.md (and the
+                                                   # applications landing page)
     python -m hypercore.book.scoreboard --check    # only check, write nothing
 
 A notebook *has a claim cell* when one of its code cells constructs a
@@ -26,6 +27,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from hypercore.book import landing
 from hypercore.book.claims import CLAIM_KEY_PREFIX, CLAIM_MIME, GLUE_PREFIX, VERDICTS, Claim
 from hypercore.book.toc import toc_order
 
@@ -258,10 +260,12 @@ def load_provenance(book: Path) -> dict[str, dict]:
 
 
 def write_page(book: Path) -> tuple[Path, list[Chapter]]:
-    """Regenerate ``book/scoreboard.md``; returns its path and the chapters read."""
+    """Regenerate ``book/scoreboard.md`` and the applications landing page
+    (:mod:`hypercore.book.landing`); returns the scoreboard's path and the chapters read."""
     chapters = collect(book)
     page = book / PAGE
     page.write_text(render(chapters, load_provenance(book)), encoding="utf-8")
+    landing.write_page(book, chapters)
     return page, chapters
 
 
