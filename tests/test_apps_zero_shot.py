@@ -48,7 +48,7 @@ def test_eszsl_matches_the_direct_formula_with_explicit_inverses():
 
 def test_eszsl_is_the_minimiser_of_its_objective():
     """V minimises ||X^T V S - Y||^2 + gamma ||V S||^2 + lam ||X^T V||^2 + gamma lam ||V||^2:
-    the gradient vanishes there (the paper's eq. 5 and its stationarity condition)."""
+    the gradient vanishes there (the closed form is its stationary point)."""
     x, y, s = _problem(seed=1)
     gamma, lam = 0.3, 1.1
     Y = -torch.ones(40, 4, dtype=torch.float64)

@@ -113,7 +113,7 @@ def _labels(name: str, value: Any, n: int, num_classes: int) -> torch.Tensor:
 def eszsl_fit(
     x: torch.Tensor, y: torch.Tensor, attributes: torch.Tensor, gamma: float, lam: float
 ) -> torch.Tensor:
-    r"""ESZSL's closed-form bilinear map (Romera-Paredes & Torr, 2015, eq. 6).
+    r"""ESZSL's closed-form bilinear map (Romera-Paredes & Torr, 2015).
 
     .. math:: V = (X X^\top + \gamma I)^{-1}\, X Y S^\top\, (S S^\top + \lambda I)^{-1}
 
@@ -417,8 +417,8 @@ def fit_scores(
             the result of several step budgets, for tuning).
 
     Returns:
-        ``{step: evaluate()}`` for every checkpoint, plus ``{"loss"...}`` under
-        key ``steps`` when ``evaluate`` is None (the last loss).
+        ``{step: {**evaluate(), "train loss": loss}}`` for every checkpoint; without
+        checkpoints, ``{steps: {"train loss": last loss}}``.
     """
     steps = check_positive_int("steps", steps)
     lr = check_float("lr", lr, low=0.0, low_open=True)
