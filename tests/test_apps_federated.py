@@ -244,3 +244,16 @@ def test_server_errors_name_the_argument():
         fl.PFedHNServer(noise)
     with pytest.raises(HypercoreTypeError, match="HyperNetwork"):
         fl.PFedHNServer(make_target())
+
+
+def test_step_clips_the_update_like_the_papers_code():
+    server, _ = make_server(
+        num_clients=3, lr=1.0, momentum=0.0, weight_decay=0.0, max_grad_norm=1e-3
+    )
+    before = [p.detach().clone() for p in server.parameters]
+    deltas = {k: torch.ones_like(v) for k, v in server.weights([0]).items()}
+    server.step([0], deltas)
+    change = torch.cat(
+        [(p.detach() - b).flatten() for p, b in zip(server.parameters, before, strict=True)]
+    )
+    assert 0 < float(change.norm()) <= 1e-3 * (1 + 1e-4)

@@ -371,6 +371,8 @@ class PFedHNServer:
         lr: the server learning rate :math:`\alpha` for :math:`\varphi`.
         embed_lr: the learning rate of the embeddings (default ``lr``).
         momentum, weight_decay: of the server's SGD (the paper's code: 0.9 and 1e-3).
+        max_grad_norm: clip the norm of the update directions before each step (the
+            paper's code: 50); ``None``: no clipping.
 
     The optimiser covers the hypernetwork's trainable parameters (the conditioner's
     embeddings, the body and the head); the target's template parameters are not trained.
@@ -383,6 +385,7 @@ class PFedHNServer:
         embed_lr: float | None = None,
         momentum: float = 0.9,
         weight_decay: float = 1e-3,
+        max_grad_norm: float | None = 50.0,
     ):
         if not isinstance(hnet, HyperNetwork):
             raise HypercoreTypeError(
@@ -396,6 +399,9 @@ class PFedHNServer:
         lr = check_float("lr", lr, low=0.0, low_open=True)
         embed_lr = lr if embed_lr is None else check_float("embed_lr", embed_lr, low=0.0)
         self.hnet: HyperNetwork = hnet
+        self.max_grad_norm = (
+            None if max_grad_norm is None else check_float("max_grad_norm", max_grad_norm, low=0.0)
+        )
         self.conditioner: TaskEmbedding = hnet.conditioner
         self.embeddings = [p for p in self.conditioner.parameters() if p.requires_grad]
         embedding_ids = {id(p) for p in self.embeddings}
@@ -490,10 +496,12 @@ class PFedHNServer:
     def step(
         self, clients: torch.Tensor | Sequence[int], deltas: Mapping[str, torch.Tensor]
     ) -> None:
-        """One server update from the clients' deltas (see :meth:`update_directions`)."""
+        """One server update from the clients' deltas (:meth:`update_directions`, clipped)."""
         grads = self.update_directions(clients, deltas)
         for p, g in zip(self.parameters, grads, strict=True):
             p.grad = g
+        if self.max_grad_norm is not None:
+            torch.nn.utils.clip_grad_norm_(self.parameters, self.max_grad_norm)
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
 
