@@ -95,13 +95,14 @@ def nll(probs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
 class ReliabilityBins:
     """Equal-width confidence bins of a classifier (a reliability diagram's data).
 
-    Attributes (each ``(M,)`` for ``M`` bins; empty bins have count 0 and
-    ``accuracy``/``confidence`` 0):
-        edges: ``(M + 1,)`` bin edges ``0, 1/M, ..., 1``; bin ``b`` is ``(edges[b], edges[b+1]]``
-            (the first also holds confidence 0).
-        counts: inputs per bin.
-        accuracy: fraction of correct predictions per bin.
-        confidence: mean confidence per bin.
+    Attributes, each ``(M,)`` for ``M`` bins (empty bins have count 0 and
+    ``accuracy``/``confidence`` 0), except ``edges``:
+
+    * ``edges``: ``(M + 1,)`` bin edges ``0, 1/M, ..., 1``; bin ``b`` is
+      ``(edges[b], edges[b+1]]`` (the first also holds confidence 0).
+    * ``counts``: inputs per bin.
+    * ``accuracy``: fraction of correct predictions per bin.
+    * ``confidence``: mean confidence per bin.
     """
 
     edges: torch.Tensor
