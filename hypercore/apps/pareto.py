@@ -417,17 +417,12 @@ class MultiLabelSplit:
     def to(self, device: str | torch.device) -> MultiLabelSplit:
         """A copy with every tensor on ``device``."""
         return MultiLabelSplit(
-            *(
-                t.to(device)
-                for t in (
-                    self.x_train,
-                    self.y_train,
-                    self.x_val,
-                    self.y_val,
-                    self.x_test,
-                    self.y_test,
-                )
-            ),
+            x_train=self.x_train.to(device),
+            y_train=self.y_train.to(device),
+            x_val=self.x_val.to(device),
+            y_val=self.y_val.to(device),
+            x_test=self.x_test.to(device),
+            y_test=self.y_test.to(device),
             info=self.info,
         )
 
@@ -495,7 +490,12 @@ def overlapping_digits(
     std[std == 0] = 1.0
     x_tr, x_va, x_te = ((x - mean) / std for x in (x_tr, x_va, x_te))
     return MultiLabelSplit(
-        *(torch.as_tensor(a) for a in (x_tr, y_tr, x_va, y_va, x_te, y_te)),
+        x_train=torch.as_tensor(x_tr),
+        y_train=torch.as_tensor(y_tr),
+        x_val=torch.as_tensor(x_va),
+        y_val=torch.as_tensor(y_va),
+        x_test=torch.as_tensor(x_te),
+        y_test=torch.as_tensor(y_te),
         info={
             "canvas": f"{side}x{side}",
             "overlap": f"{max(0, 8 - shift)}x{max(0, 8 - shift)}",
