@@ -248,11 +248,12 @@ def test_landing_page_maps_applications_to_chapters_modules_and_verdicts(tmp_pat
     page = landing.write_page(book, [chapter])
     text = page.read_text()
     assert page == book / "applications" / "index.md"
-    assert "[Continual](continual.ipynb) (P (2020))" in text
+    assert "| [continual](continual.ipynb), `hypercore.apps.continual` |" in text
     assert "[1 held, 1 inconclusive](../scoreboard.md)" in text
     assert "`hypercore.apps.continual`" in text  # the module file exists
     assert "`hypercore.apps.transfer`" not in text  # it does not
-    assert "not written yet (planned: von Oswald et al. (2020))" in text  # transfer
+    assert "| Transfer learning (von Oswald et al. (2020)) |" in text
+    assert "| not written yet, `hypercore" not in text
     total = sum(len(g) for g in landing.APPLICATIONS.values())
     assert f"1 of the {total} applications have a chapter so far." in text
     assert total == 18

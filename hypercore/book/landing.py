@@ -8,8 +8,8 @@ scoreboard, from the stored notebooks (:func:`hypercore.book.scoreboard.collect`
 so that the verdicts it shows are the ones the chapters store;
 ``python -m hypercore.book.scoreboard`` writes both pages.
 
-A chapter that does not exist yet is listed as not written yet, with the paper it
-is planned to reproduce; a module is linked only when its file exists.
+A chapter that does not exist yet is listed as not written yet; a module is
+named only when its file exists.
 """
 
 from __future__ import annotations
@@ -38,8 +38,7 @@ class Application:
     chapter: str
     #: The hypercore module with the reusable part (``hypercore.apps.<name>``).
     module: str
-    #: The paper the chapter reproduces (shown while the chapter is not written;
-    #: afterwards the chapter's own claims name their papers).
+    #: The paper whose method the chapter implements (its claims may cite others too).
     paper: str
 
 
@@ -69,7 +68,7 @@ APPLICATIONS: dict[str, tuple[Application, ...]] = {
             "unlabelled samples of a domain; writes that domain's classifier",
             "applications/domain-adaptation.ipynb",
             "hypercore.apps.domain",
-            "Volk et al. (2022)",
+            "Volk et al. (2023)",
         ),
         Application(
             "Multitask learning",
@@ -90,7 +89,7 @@ APPLICATIONS: dict[str, tuple[Application, ...]] = {
             "a labelled support set; writes the episode's classifier",
             "applications/few-shot.ipynb",
             "hypercore.apps.few_shot",
-            "Sendera et al. (2022)",
+            "Sendera et al. (2023)",
         ),
         Application(
             "Federated learning",
@@ -106,7 +105,7 @@ APPLICATIONS: dict[str, tuple[Application, ...]] = {
             "noise; sampled weight sets give a predictive distribution",
             "applications/uncertainty.ipynb",
             "hypercore.apps.uncertainty",
-            "Krueger et al. (2017)",
+            "Ratzlaff and Fuxin (2019)",
         ),
         Application(
             "Bayesian neural networks",
@@ -134,7 +133,7 @@ APPLICATIONS: dict[str, tuple[Application, ...]] = {
             "noise or the input; stochastic or input-dependent weights under attack",
             "applications/adversarial.ipynb",
             "hypercore.apps.adversarial",
-            "Madry et al. (2018) as the baseline",
+            "Pawlowski et al. (2017)",
         ),
     ),
     SEARCH_COMPRESSION_CONTROL: (
@@ -194,11 +193,6 @@ def verdict_counts(chapter: Chapter) -> str:
     return ", ".join(f"{n} {v}" for v, n in counts.items() if n) or "no stored claim"
 
 
-def _papers(chapter: Chapter) -> str:
-    papers = list(dict.fromkeys(c.paper for c in chapter.claims if c.paper))
-    return "; ".join(papers)
-
-
 def render(chapters: list[Chapter], root: Path) -> str:
     """The landing page (MyST markdown). ``root`` is the repository root (module files)."""
     by_path = {c.path: c for c in chapters}
@@ -229,24 +223,22 @@ def render(chapters: list[Chapter], root: Path) -> str:
         lines += [
             f"## {group}",
             "",
-            "| application | the hypernetwork reads | chapter | module | verdicts |",
-            "| --- | --- | --- | --- | --- |",
+            "| application (method of) | the hypernetwork reads | chapter, module | verdicts |",
+            "| --- | --- | --- | --- |",
         ]
         for app in applications:
             module_file = root / (app.module.replace(".", "/") + ".py")
-            module = f"`{app.module}`" if module_file.exists() else "-"
+            module = f"`{app.module}`" if module_file.exists() else ""
             chapter = by_path.get(app.chapter)
             if chapter is None:
-                where = f"not written yet (planned: {_cell(app.paper)})"
-                verdicts = "-"
+                where, verdicts = "not written yet", "-"
             else:
                 link = Path(app.chapter).relative_to(PAGE.parent).as_posix()
-                where = f"[{_cell(chapter.title)}]({link})"
-                papers = _papers(chapter)
-                if papers:
-                    where += f" ({_cell(papers)})"
+                where = f"[{Path(app.chapter).stem}]({link})"
                 verdicts = f"[{verdict_counts(chapter)}](../scoreboard.md)"
-            lines.append(f"| {app.name} | {_cell(app.idea)} | {where} | {module} | {verdicts} |")
+            where = f"{where}, {module}" if module else where
+            name = f"{app.name} ({_cell(app.paper)})"
+            lines.append(f"| {name} | {_cell(app.idea)} | {where} | {verdicts} |")
         lines.append("")
     return "\n".join(lines)
 
