@@ -42,6 +42,10 @@ def test_sample_in_space_and_deterministic(space):
     for arch in a:
         space.check(arch)
     assert {arch.depth for arch in a} == {1, 2, 3}
+    d = space.sample(40, torch.Generator().manual_seed(3), distinct=True)
+    assert len(set(d)) == 40
+    with pytest.raises(HypercoreError, match="distinct"):
+        space.sample(space.size() + 1, torch.Generator(), distinct=True)
 
 
 def test_encoding(space):

@@ -161,9 +161,16 @@ class SearchSpace:
                     )
         return out
 
-    def sample(self, n: int, generator: torch.Generator) -> list[Architecture]:
-        """``n`` architectures: depth uniform in ``1..max_depth``, then each choice uniform."""
+    def sample(
+        self, n: int, generator: torch.Generator, distinct: bool = False
+    ) -> list[Architecture]:
+        """``n`` architectures: depth uniform in ``1..max_depth``, then each choice uniform.
+
+        With ``distinct``, repeats are redrawn (``n`` must not exceed :meth:`size`).
+        """
         n = check_positive_int("n", n)
+        if distinct and n > self.size():
+            raise HypercoreError(f"n: at most {self.size()} distinct architectures, got {n}")
         if not isinstance(generator, torch.Generator):
             raise HypercoreTypeError(
                 f"generator: expected a torch.Generator, got {type(generator).__name__}"
@@ -172,13 +179,15 @@ class SearchSpace:
         def pick(k: int) -> int:
             return int(torch.randint(k, (1,), generator=generator))
 
-        out = []
-        for _ in range(n):
+        out: list[Architecture] = []
+        while len(out) < n:
             d = 1 + pick(self.max_depth)
             widths = tuple(self.widths[pick(len(self.widths))] for _ in range(d))
             acts = tuple(self.activations[pick(len(self.activations))] for _ in range(d))
             skips = (False, *(bool(pick(2)) for _ in range(d - 1)))
-            out.append(Architecture(widths, acts, skips))
+            arch = Architecture(widths, acts, skips)
+            if not (distinct and arch in out):
+                out.append(arch)
         return out
 
     def check(self, arch: Architecture) -> Architecture:
