@@ -1,5 +1,7 @@
 """hypercore.apps.continual: the output regulariser, EWC, SI, the training loops and the metrics."""
 
+import copy
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -105,6 +107,47 @@ def test_hypernetwork_learner_snapshots_before_each_task():
         cl.HyperNetworkLearner(make_mlp(), beta=1.0)  # type: ignore[arg-type]
     with pytest.raises(hc.HypercoreError, match="beta"):
         cl.HyperNetworkLearner(make_hnet(), beta=-1.0)
+
+
+def test_compression_ratio_by_hand_and_with_a_chunked_head():
+    hnet = make_hnet(num_tasks=4)
+    trainable = sum(p.numel() for p in hnet.parameters() if p.requires_grad)
+    generated = 8 * 6 + 8 + 3 * 8 + 3  # make_mlp(): 6-8-3
+    assert cl.compression_ratio(hnet) == pytest.approx(trainable / generated)
+    assert cl.compression_ratio(hnet, num_tasks=4) == pytest.approx(trainable / (4 * generated))
+    chunked = hc.HyperNetwork.build(
+        torch.nn.Sequential(torch.nn.Linear(64, 64), torch.nn.ReLU(), torch.nn.Linear(64, 10)),
+        hc.TaskEmbedding(10, 16),
+        head="chunk",
+        body_hidden=(16,),
+        chunk_size=300,
+        embedding_dim=8,
+        hidden=12,
+    )
+    assert cl.compression_ratio(chunked) < 1  # the paper's compressive regime
+    with pytest.raises(hc.HypercoreTypeError, match="hnet"):
+        cl.compression_ratio(make_mlp())  # type: ignore[arg-type]
+    with pytest.raises(hc.HypercoreError, match="num_tasks"):
+        cl.compression_ratio(hnet, num_tasks=0)
+
+
+def test_hypernetwork_learner_with_a_chunked_head_keeps_earlier_tasks_when_beta_is_large():
+    tasks = make_tasks(2, n=32)
+    hnet = hc.HyperNetwork.build(
+        make_mlp(), hc.TaskEmbedding(2, 4), head="chunk", body_hidden=(8,), chunk_size=16
+    )
+    torch.manual_seed(0)
+
+    def moved(beta: float) -> float:
+        """How far task 0's generated weights moved while task 1 was learned, relative."""
+        learner = cl.HyperNetworkLearner(copy.deepcopy(hnet), beta=beta)
+        cl.train_sequentially(learner, tasks, steps=20, batch_size=16, lr=1e-2)
+        before = learner.targets  # snapshotted at the start of task 1
+        after = cl.snapshot_weights(learner.hnet, torch.arange(1))
+        distance = sum(float((after[n] - before[n]).norm()) for n in before)
+        return distance / sum(float(before[n].norm()) for n in before)
+
+    assert moved(1e3) < 0.05 < moved(0.0)
 
 
 # --------------------------------------------------------------------------- baselines

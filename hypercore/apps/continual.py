@@ -19,6 +19,9 @@ The hypernetwork (:class:`HyperNetworkLearner`)
     ``hnet.generate(tensor of earlier task ids)`` call. The paper's optional
     look-ahead (evaluating the regulariser at :math:`\Theta_h + \Delta\Theta_h`)
     is not used. What is remembered per task is one embedding :math:`e_t`.
+    :func:`compression_ratio` gives the paper's ratio of trainable hypernetwork
+    numbers to target-network numbers (a chunked head, ``head="chunk"``, can
+    bring it below 1).
 
 The baselines (plain torch; no continual-learning library is needed)
     All use the same :class:`MultiHeadMLP` (a shared trunk and one output head
@@ -78,6 +81,7 @@ __all__ = [
     "MultiHeadMLP",
     "average_accuracy",
     "backward_transfer",
+    "compression_ratio",
     "expected_fisher",
     "output_regularizer",
     "snapshot_weights",
@@ -453,6 +457,27 @@ def output_regularizer(
             )
         total = total + (w - targets[name]).pow(2).flatten(1).sum(1)
     return total.mean()
+
+
+def compression_ratio(hnet: HyperNetwork, num_tasks: int | None = None) -> float:
+    r"""von Oswald et al.'s compression ratio: the hypernetwork's trainable numbers
+    (task embeddings included) over the numbers of one generated target network,
+    :math:`|\Theta_h \cup \{e_t\}| / |\Theta_\text{trgt}|`; below 1 is their
+    *compressive regime*. With ``num_tasks`` the denominator is instead the
+    ``num_tasks`` target networks it stands for (what storing one network per task
+    would cost).
+
+    Args:
+        hnet: a :class:`~hypercore.HyperNetwork`.
+        num_tasks: ``None`` (one target network) or a positive number of tasks.
+    """
+    if not isinstance(hnet, HyperNetwork):
+        raise HypercoreTypeError(
+            f"hnet: expected a hypercore HyperNetwork, got {type(hnet).__name__}"
+        )
+    tasks = 1 if num_tasks is None else check_positive_int("num_tasks", num_tasks)
+    counts = hnet.parameter_counts()
+    return int(counts["total trainable"]) / (tasks * int(counts["generated per weight set"]))
 
 
 class HyperNetworkLearner(ContinualLearner):
