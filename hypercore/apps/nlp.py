@@ -4,8 +4,8 @@ A small transformer encoder is pre-trained once (masked-token prediction on
 sentences of a constructed language) and frozen. Each layer :math:`\ell` gets a
 bottleneck adapter after its feed-forward block (Houlsby et al., 2019),
 
-.. math:: A_\ell(h) = h + W^{up}_\ell\, \mathrm{ReLU}(W^{down}_\ell h + b^{down}_\ell) + b^{up}_\ell,
-    \qquad W^{down}_\ell \in \mathbb{R}^{r \times d},\ W^{up}_\ell \in \mathbb{R}^{d \times r},
+.. math:: A_\ell(h) = h + U_\ell\, \mathrm{ReLU}(D_\ell h + b^D_\ell) + b^U_\ell,
+    \qquad D_\ell \in \mathbb{R}^{r \times d},\ U_\ell \in \mathbb{R}^{d \times r},
 
 applied to every token (``h``: ``(B, T, d)``), and a linear classifier reads the
 final ``[CLS]`` vector. Three ways to obtain the adapter weights:
@@ -57,8 +57,13 @@ FEATURES = ("negation", "plural subject", "positive adjective", "past tense")
 
 _SUBJECTS = ("cat", "dog", "bird", "farmer", "teacher", "child")
 _PLURAL = {"child": "children"}
-_VERBS = (("see", "sees", "saw"), ("like", "likes", "liked"), ("find", "finds", "found"))
-_VERBS += (("want", "wants", "wanted"), ("draw", "draws", "drew"))
+_VERBS: tuple[tuple[str, str, str], ...] = (
+    ("see", "sees", "saw"),
+    ("like", "likes", "liked"),
+    ("find", "finds", "found"),
+    ("want", "wants", "wanted"),
+    ("draw", "draws", "drew"),
+)
 _OBJECTS = ("apple", "house", "song", "garden", "letter", "river")
 _POSITIVE = ("good", "lovely", "happy", "kind")
 _NEGATIVE = ("bad", "ugly", "sad", "cruel")
@@ -268,8 +273,10 @@ def _adapter(d: int, r: int) -> nn.Sequential:
 
 
 def _zero_up(adapter: nn.Sequential) -> nn.Sequential:
-    nn.init.zeros_(adapter[2].weight)  # near-identity start, as in Houlsby et al.
-    nn.init.zeros_(adapter[2].bias)
+    up = adapter[2]
+    assert isinstance(up, nn.Linear)
+    nn.init.zeros_(up.weight)  # near-identity start, as in Houlsby et al.
+    nn.init.zeros_(up.bias)
     return adapter
 
 
@@ -296,7 +303,13 @@ class SeparateAdapters(AdapterMethod):
         )
         self.heads = nn.ModuleList(nn.Linear(d, 2) for _ in range(num_tasks))
 
-    def forward(self, backbone: TinyEncoder, ids, task, descriptor) -> torch.Tensor:  # type: ignore[no-untyped-def]
+    def forward(
+        self,
+        backbone: TinyEncoder,
+        ids: torch.Tensor,
+        task: torch.Tensor,
+        descriptor: torch.Tensor,
+    ) -> torch.Tensor:
         out = torch.empty(len(ids), 2, device=ids.device)
         for t in task.unique().tolist():
             rows = task == t
@@ -321,7 +334,13 @@ class SharedAdapter(AdapterMethod):
         self.off = nn.Parameter(torch.randn(num_features, d) * 0.1)
         self.head = nn.Linear(d, 2)
 
-    def forward(self, backbone: TinyEncoder, ids, task, descriptor) -> torch.Tensor:  # type: ignore[no-untyped-def]
+    def forward(
+        self,
+        backbone: TinyEncoder,
+        ids: torch.Tensor,
+        task: torch.Tensor,
+        descriptor: torch.Tensor,
+    ) -> torch.Tensor:
         delta = descriptor[:, :, None]
         prefix = delta * self.on + (1 - delta) * self.off
         layers = [dict(a.named_parameters()) for a in self.adapters]
@@ -365,7 +384,13 @@ class HyperAdapters(AdapterMethod):
             out.append(self.hnet.generate(cond))
         return out
 
-    def forward(self, backbone: TinyEncoder, ids, task, descriptor) -> torch.Tensor:  # type: ignore[no-untyped-def]
+    def forward(
+        self,
+        backbone: TinyEncoder,
+        ids: torch.Tensor,
+        task: torch.Tensor,
+        descriptor: torch.Tensor,
+    ) -> torch.Tensor:
         return self.head(backbone(ids, self.adapters(descriptor))[:, 0])
 
 
