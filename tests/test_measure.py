@@ -1,5 +1,6 @@
 """Step measurements: time and peak memory."""
 
+import pytest
 import torch
 
 from hypercore.measure import block_time, interleaved_times, measure, peak_memory, spread
@@ -42,13 +43,23 @@ def test_memory_repeats_keep_the_smallest_peak():
     assert 256 * 256 * 4 <= m.peak_bytes < 2 * 256 * 256 * 4 + 4096
 
 
-def test_block_time_is_the_median_call():
-    import time
+def test_block_time_is_the_median_call(monkeypatch):
+    # A fake clock that only the calls advance: the test does not depend on the machine's
+    # load (a real sleep(0) can take 20 ms on a busy CI machine).
+    import types
 
-    durations = iter([0.0, 0.03, 0.0, 0.0, 0.0])
+    import hypercore.measure as measure_module
+
+    now = [0.0]
+    monkeypatch.setattr(measure_module, "time", types.SimpleNamespace(perf_counter=lambda: now[0]))
+    durations = iter([0.001, 0.03])
+    calls = []
 
     def call():
-        time.sleep(next(durations, 0.0))
+        calls.append(1)
+        now[0] += next(durations, 0.001)
 
-    # one slow call (a descheduled one) among fast ones does not move the block's time
-    assert block_time(call, 0.04, torch.device("cpu")) < 0.01
+    # one slow call (a descheduled one) among fast ones does not move the block's time;
+    # the block ends at the first call that reaches 0.04 s: 0.001 + 0.03 + 9 x 0.001
+    assert block_time(call, 0.04, torch.device("cpu")) == pytest.approx(0.001)
+    assert len(calls) == 11
