@@ -296,8 +296,9 @@ def fit_outcome_model(
     stopping chosen on factual outcomes only: the true effects are never read).
 
     Returns:
-        ``{"losses": [...] (every step's training loss), "val_mse": best validation
-        error (nan without ``val``), "best_step": its step (``steps`` without ``val``)}``.
+        a dict: ``"losses"``, every step's training loss; ``"val_mse"``, the best
+        validation error (nan without ``val``); ``"best_step"``, its step (``steps``
+        without ``val``).
     """
     steps = check_positive_int("steps", steps)
     lr = check_float("lr", lr, low=0.0, low_open=True)

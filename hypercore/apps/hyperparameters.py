@@ -9,8 +9,7 @@ loss of the weights that minimise the regularised training loss,
     u^\star = \arg\min_u\ L_V\bigl(w^\star(u)\bigr), \qquad
     w^\star(u) = \arg\min_w\ L_T(w) + 10^{u}\, \lVert w \rVert_2^2 .
 
-Best-response hypernetwork (Lorraine & Duvenaud 2018; self-tuning networks, MacKay
-et al. 2019)
+Best-response hypernetwork (Lorraine & Duvenaud 2018; MacKay et al. 2019)
     A hypernetwork :math:`w_\phi(u)` (a :class:`~hypercore.ScalarInput` conditioner
     on :math:`u`) approximates :math:`w^\star(u)` *near the current* :math:`u`.
     Training alternates two kinds of optimiser step (:class:`BestResponseTuner`):

@@ -28,8 +28,9 @@ Environment (:class:`BatchedCartPole`)
     ``length``/``masspole``/``force_mag``: gymnasium is the ground truth, this
     copy is only fast. A negative :math:`F` flips the effect of the actions.
 
-Policies (all map observations ``(K, E, 4)`` and contexts ``(K, C)`` to action
-logits ``(K, E, 2)``: ``K`` contexts, ``E`` episodes each)
+Policies (observations ``(K, E, 4)`` and contexts ``(K, C)`` to logits ``(K, E, 2)``)
+    All map ``K`` contexts with ``E`` episodes each to action logits.
+
     * :class:`HyperPolicy`: a hypernetwork :math:`h_\phi` maps the context
       :math:`c` to the weights of a small policy network,
       :math:`\pi(a \mid s, c) = \pi_{h_\phi(c)}(a \mid s)` (Sarafian, Keynan &

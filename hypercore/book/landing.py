@@ -216,7 +216,11 @@ def render(chapters: list[Chapter], root: Path) -> str:
         "chapters (`python -m hypercore.book.scoreboard`); the verdicts link to the "
         "[reproduction scoreboard](../scoreboard.md), which gives every claim in full.",
         "",
-        f"{written} of the {total} applications have a chapter so far.",
+        (
+            f"Each of the {total} applications has a chapter."
+            if written == total
+            else f"{written} of the {total} applications have a chapter so far."
+        ),
         "",
     ]
     for group, applications in APPLICATIONS.items():
